@@ -1,0 +1,15 @@
+from .conversation import TEMPLATES, build_prompt, get_template
+from .image import ImageProcessorSettings, expand_to_square, preprocess_images
+from .processor import AlignGPTProcessor
+from .tokenizer import LlamaSPTokenizer
+
+__all__ = [
+    "TEMPLATES",
+    "build_prompt",
+    "get_template",
+    "ImageProcessorSettings",
+    "expand_to_square",
+    "preprocess_images",
+    "AlignGPTProcessor",
+    "LlamaSPTokenizer",
+]
