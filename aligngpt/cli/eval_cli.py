@@ -1,0 +1,176 @@
+"""``aligngpt-eval``: run, score, tasks (and the later grid/table/plot/serve commands)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..errors import AlignGPTError, ConfigError
+
+
+def _batch_size(text: str):
+    if text == "auto":
+        return text
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("batch size must be >= 1 or 'auto'")
+    return value
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="LLaVA-1.5 evaluation root (playground/data/eval layout)")
+    p.add_argument("--source", choices=["local", "hf", "toy"], default=None,
+                   help="local: --data-root; hf: lmms-lab datasets via `datasets`; toy: bundled toy data (default without --data-root)")
+    p.add_argument("--hf-path", action="append", default=[], metavar="TASK=PATH",
+                   help="override the HF dataset id or local parquet folder of a task (repeatable)")
+    p.add_argument("--limit", type=int, default=None, help="first N questions of each task")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aligngpt-eval", description="Evaluate AlignGPT / LLaVA-1.5 models exactly as the official scripts do.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate a model on tasks (resumes an interrupted run)")
+    run.add_argument("--tasks", required=True, help="comma-separated task names (see `aligngpt-eval tasks`)")
+    run.add_argument("--model", default="toy", help="'toy' (bundled tiny model), a checkpoint folder, or a hub id")
+    _add_data_flags(run)
+    run.add_argument("--output-dir", default="results/runs")
+    run.add_argument("--batch-size", type=_batch_size, default=8, help="an integer, or 'auto' (largest that fits on the GPU)")
+    run.add_argument("--canary", choices=["auto", "always", "never"], default="auto",
+                     help="batch-invariance check before the run (auto: runs of >= 64 questions)")
+    run.add_argument("--align-mode", default=None, help="gated | local | global | average | fixed:K | none")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp16 on GPU, fp32 on CPU)")
+    run.add_argument("--max-new-tokens", type=int, default=None, help="override the task's official budget")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
+    run.add_argument("--fresh", action="store_true", help="discard a previous partial run instead of resuming")
+    run.add_argument("--json", action="store_true", help="print results.json on stdout")
+
+    score = sub.add_parser("score", help="score an existing LLaVA-format answer file")
+    score.add_argument("--task", required=True)
+    score.add_argument("--answers", required=True)
+    _add_data_flags(score)
+    score.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
+
+    sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
+    return parser
+
+
+def _settings(args) -> "RunSettings":
+    from ..harness.runner import RunSettings
+
+    source = args.source or ("local" if args.data_root else "toy")
+    data_root = args.data_root
+    if source == "toy":
+        if args.data_root:
+            raise ConfigError("--source toy uses the bundled toy data; drop --data-root (or use --source local)")
+        from ..harness.toy import toy_data_root
+
+        data_root = str(toy_data_root())
+    hf_paths = {}
+    for item in args.hf_path:
+        task, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--hf-path expects TASK=PATH, got {item!r}")
+        hf_paths[task] = path
+    kwargs = dict(data_root=data_root, source=source, limit=args.limit, hf_paths=hf_paths)
+    if args.command == "run":
+        kwargs.update(
+            model=args.model, output_dir=args.output_dir, batch_size=args.batch_size, align_mode=args.align_mode,
+            device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens, seed=args.seed,
+            fresh=args.fresh, num_workers=args.num_workers, canary=args.canary,
+        )
+    return RunSettings(**kwargs)
+
+
+def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows.extend(_flatten(v, key + "."))
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def _print_metrics(task: str, metrics: dict, headline: str | None, stream) -> None:
+    from tabulate import tabulate
+
+    rows = _flatten(metrics)
+    if headline:
+        rows.sort(key=lambda kv: kv[0] != headline)
+    table = [(task if i == 0 else "", k, f"{v:.2f}" if isinstance(v, float) else v) for i, (k, v) in enumerate(rows)]
+    print(tabulate(table, headers=["task", "metric", "value"], tablefmt="github"), file=stream)
+
+
+def cmd_run(args) -> int:
+    from ..harness.run import execute_run
+    from ..harness.tasks import parse_task_list
+
+    tasks = parse_task_list(args.tasks)
+    settings = _settings(args)
+    result = execute_run(tasks, settings)
+    out = sys.stderr if args.json else sys.stdout
+    if result.results["model"]["bundled_toy_model"]:
+        print("model: bundled toy model (tiny, for smoke tests and CI regression checks; not a real AlignGPT)", file=out)
+    if settings.source == "toy":
+        print("data: bundled toy benchmark data (synthetic; numbers are not comparable to the papers)", file=out)
+    for spec in tasks:
+        _print_metrics(spec.name, result.results["tasks"][spec.name]["metrics"], spec.headline, out)
+    print(f"results: {result.run_dir / 'results.json'}", file=out)
+    if args.json:
+        print(json.dumps(result.results))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from ..harness.score import score_file
+    from ..harness.tasks import load_task
+
+    spec = load_task(args.task)
+    result = score_file(spec, args.answers, _settings(args))
+    if args.json:
+        print(json.dumps({"task": spec.name, "n": len(result.per_sample) or result.n, "metrics": result.metrics}))
+    else:
+        _print_metrics(spec.name, result.metrics, spec.headline, sys.stdout)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from tabulate import tabulate
+
+    from ..data.base import available_loaders
+    from ..harness.tasks import available_tasks, load_task
+
+    loaders = available_loaders()
+    rows = []
+    for name in available_tasks():
+        spec = load_task(name)
+        rows.append((name, spec.title, spec.scoring, ", ".join(loaders.get(name, [])) or "-", spec.headline))
+    print(tabulate(rows, headers=["task", "benchmark", "scored", "sources", "headline metric"], tablefmt="github"))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except AlignGPTError as exc:
+        print(f"aligngpt-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aligngpt-eval: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

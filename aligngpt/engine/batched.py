@@ -1,0 +1,158 @@
+"""The batched inference engine behind ``run``.
+
+Questions are sorted by prompt length so each batch pads little, images are decoded and
+preprocessed in DataLoader workers while the model runs, and every batch's answers are handed
+to a callback (the journal) as soon as they exist. Greedy answers do not depend on the batch:
+rows are left-padded with the alignment slot after each row's own BOS.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.base import Sample
+from ..data.images import open_image
+from ..processing.processor import AlignGPTProcessor
+
+
+@dataclass
+class Prediction:
+    key: str
+    question_id: object
+    prompt: str
+    text: str
+    alignment_weights: list[float] | None
+
+
+@dataclass
+class EngineStats:
+    samples: int = 0
+    wall_s: float = 0.0
+    model_s: float = 0.0
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def outside_model_share(self) -> float:
+        return 1.0 - self.model_s / self.wall_s if self.wall_s else 0.0
+
+
+class _PromptDataset(Dataset):
+    def __init__(self, samples, prompts, token_ids, processor, pad_to_square):
+        self.samples, self.prompts, self.token_ids = samples, prompts, token_ids
+        self.processor, self.pad_to_square = processor, pad_to_square
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        sample = self.samples[i]
+        pixels = None
+        if sample.image is not None:
+            image = open_image(sample.image, item=f"question {sample.question_id}")
+            pixels = self.processor.preprocess_images([image], self.pad_to_square)[0]
+        return i, pixels
+
+
+def _collate(items):
+    return items
+
+
+class InferenceEngine:
+    def __init__(
+        self,
+        model,
+        processor: AlignGPTProcessor,
+        *,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        align_mode: str | None = None,
+    ):
+        self.model = model
+        self.processor = processor
+        self.batch_size = max(1, int(batch_size))
+        self.num_workers = num_workers
+        self.align_mode = align_mode
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompt_for(self, sample: Sample, template: str) -> str:
+        return self.processor.build_prompt(sample.question, has_image=sample.image is not None, template=template)
+
+    def generate(
+        self,
+        samples: Sequence[Sample],
+        *,
+        template: str,
+        max_new_tokens: int,
+        pad_to_square: bool,
+        on_batch: Callable[[list[Prediction]], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[list[Prediction], EngineStats]:
+        start = time.perf_counter()
+        stats = EngineStats()
+        prompts = [self.prompt_for(s, template) for s in samples]
+        token_ids = [self.processor.tokenize(p) for p in prompts]
+        # Longest first: the first batch shows memory trouble early; equal lengths batch together.
+        order = sorted(range(len(samples)), key=lambda i: (-len(token_ids[i]), i))
+        size = batch_size or self.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        dataset = _PromptDataset(samples, prompts, token_ids, self.processor, pad_to_square)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=batches,
+            collate_fn=_collate,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
+        results: list[Prediction] = []
+        eos = self.model.config.eos_token_id
+        for items in loader:
+            rows = [token_ids[i] for i, _ in items]
+            input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
+            pixels = [p for _, p in items if p is not None]
+            images = torch.stack(pixels) if pixels else None
+            device = self.device
+            t0 = time.perf_counter()
+            out = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                images=None if images is None else images.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                align_mode=self.align_mode,
+                eos_token_id=eos,
+                return_dict=True,
+            )
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            stats.model_s += time.perf_counter() - t0
+            sequences = out.sequences.cpu().tolist()
+            weights = out.alignment_weights
+            batch_preds = []
+            for row, (i, _) in enumerate(items):
+                text = self.processor.batch_decode([sequences[row]], skip_special_tokens=True)[0].strip()
+                if text.endswith("</s>"):
+                    text = text[: -len("</s>")].strip()
+                w = None
+                if weights is not None and not torch.isnan(weights[row]).any():
+                    w = [float(x) for x in weights[row].float().cpu()]
+                s = samples[i]
+                batch_preds.append(Prediction(s.key, s.question_id, prompts[i], text, w))
+            results.extend(batch_preds)
+            stats.samples += len(batch_preds)
+            if on_batch is not None:
+                on_batch(batch_preds)
+            if progress is not None:
+                progress(len(batch_preds))
+        stats.wall_s = time.perf_counter() - start
+        return results, stats

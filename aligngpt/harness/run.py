@@ -1,0 +1,163 @@
+"""Executing a run over several tasks, resumable (see runner.py for the pieces)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from ..engine.autobatch import auto_batch_size
+from ..engine.batched import InferenceEngine
+from ..engine.canary import BatchInvarianceError, run_canary
+from ..errors import AlignGPTError
+from ..io import atomic_write_json, atomic_write_jsonl
+from aligngpt.evaluators import get_evaluator
+from .journal import PredictionJournal
+from .runner import (
+    RunSettings,
+    answer_rows,
+    environment,
+    fingerprint,
+    load_samples,
+    run_name,
+    sample_rows,
+    write_state,
+)
+from .tasks import TaskSpec
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: dict
+
+
+def resolve_model(settings: RunSettings):
+    """Load the model named by ``--model`` (``toy`` = the bundled tiny model)."""
+    import aligngpt
+    from .toy import toy_model_dir
+
+    path = toy_model_dir() if settings.model == "toy" else settings.model
+    model, processor = aligngpt.load_pretrained(
+        path, device=settings.device, dtype=settings.dtype, align_mode=settings.align_mode
+    )
+    return model, processor, str(path)
+
+
+CANARY_MIN_QUESTIONS = 64
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def _fault_point(name: str) -> None:
+    """Test hook: ``ALIGNGPT_FAULT=name:K`` SIGKILLs this process at the K-th pass through ``name``
+    (fault-injection tests kill runs at chosen points without timing races)."""
+    spec = os.environ.get("ALIGNGPT_FAULT")
+    if not spec:
+        return
+    target, _, count = spec.partition(":")
+    if target != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] >= int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _canary_due(settings: RunSettings, engine: InferenceEngine, todo) -> bool:
+    if settings.canary == "never" or engine.batch_size <= 1 or len(todo) < 2:
+        return False
+    return settings.canary == "always" or len(todo) >= CANARY_MIN_QUESTIONS
+
+
+def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool = False) -> RunResult:
+    import torch
+
+    torch.manual_seed(settings.seed)
+    name = run_name(settings, tasks)
+    run_dir = Path(settings.output_dir) / name
+    if settings.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.json").unlink(missing_ok=True)  # stale from an older, different finish
+    write_state(run_dir, "running", tasks=[t.name for t in tasks])
+    if not quiet:
+        print(f"run: {run_dir}", file=sys.stderr)
+    try:
+        # Load every task's data first: a bad file fails the run before any model time is spent.
+        task_samples = {t.name: load_samples(t, settings) for t in tasks}
+        model, processor, model_path = resolve_model(settings)
+        engine = InferenceEngine(
+            model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size, num_workers=settings.num_workers,
+            align_mode=settings.align_mode,
+        )
+        model_id = "toy" if settings.model == "toy" else Path(model_path).name
+        task_results = {}
+        for spec in tasks:
+            samples = task_samples[spec.name]
+            task_dir = run_dir / spec.name
+            journal = PredictionJournal(task_dir / "journal.jsonl")
+            todo = [s for s in samples if s.key not in journal]
+            max_new = settings.max_new_tokens or spec.max_new_tokens
+            pad = spec.pad_to_square(model.config.image_aspect_ratio)
+            if settings.batch_size == "auto":
+                engine.batch_size = auto_batch_size(engine, todo or samples, template=spec.template,
+                                                    max_new_tokens=max_new, pad_to_square=pad)
+            if _canary_due(settings, engine, todo):
+                report = run_canary(engine, todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad)
+                if not report.ok:
+                    raise BatchInvarianceError(report.describe())
+            bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=spec.name, unit="q",
+                       disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+            def record(batch):
+                _fault_point("batch")
+                journal.append([
+                    {"key": p.key, "question_id": p.question_id, "prompt": p.prompt, "text": p.text,
+                     "alignment_weights": p.alignment_weights}
+                    for p in batch
+                ])
+
+            try:
+                engine.generate(todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad,
+                                on_batch=record, progress=bar.update)
+            finally:
+                bar.close()
+            predictions = {s.key: journal.records[s.key]["text"] for s in samples}
+            _fault_point("score")
+            evaluator = get_evaluator(spec.evaluator)
+            scored = evaluator.score(samples, predictions)
+            atomic_write_jsonl(task_dir / "samples.jsonl", sample_rows(samples, journal, scored.per_sample))
+            atomic_write_jsonl(task_dir / "answers.jsonl", answer_rows(samples, journal, model_id, name))
+            task_results[spec.name] = {
+                "metrics": scored.metrics,
+                "n": len(samples),
+                "protocol": spec.protocol,
+                "data": {"source": settings.source, "fingerprint": fingerprint(samples)},
+            }
+        results = {
+            "model": {
+                "name": model_id,
+                "path": model_path,
+                "bundled_toy_model": settings.model == "toy",
+                "align_mode": settings.align_mode or model.config.align_mode,
+                "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                "vision_weights_from": getattr(getattr(model, "loading_info", None), "vision_weights_from", None),
+            },
+            "settings": {k: v for k, v in asdict(settings).items() if k not in ("fresh",)},
+            "environment": environment(),
+            "tasks": task_results,
+        }
+        _fault_point("results")
+        atomic_write_json(run_dir / "results.json", results)
+        write_state(run_dir, "complete", tasks=[t.name for t in tasks])
+        return RunResult(run_dir, results)
+    except AlignGPTError as exc:
+        write_state(run_dir, "failed", reason=str(exc))
+        raise
+    except BaseException as exc:
+        write_state(run_dir, "failed", reason=f"{type(exc).__name__}: {exc}")
+        raise

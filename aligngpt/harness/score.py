@@ -1,0 +1,48 @@
+"""``aligngpt-eval score``: score an existing LLaVA-format answer file against a task's data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aligngpt.evaluators import ScoreResult, get_evaluator
+
+from ..data.base import Sample
+from ..errors import DataError
+from ..io import iter_jsonl
+from .runner import RunSettings, load_samples
+from .tasks import TaskSpec
+
+
+def read_answers(path: str | Path, samples: list[Sample]) -> dict[str, str]:
+    """``question_id`` -> ``text`` from an answer JSONL; every question answered exactly once."""
+    path = Path(path)
+    known = {s.key for s in samples}
+    # Official ids shared by several questions (MME) are matched in file order, k-th to k-th.
+    shared: dict[str, list[str]] = {}
+    for s in samples:
+        if "answer_question_id" in s.meta:
+            shared.setdefault(str(s.meta["answer_question_id"]), []).append(s.key)
+    answers: dict[str, str] = {}
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict) or "question_id" not in row or "text" not in row:
+            raise DataError(path, "answer rows need 'question_id' and 'text'", line=lineno)
+        key = str(row["question_id"])
+        if key not in known and key in shared:
+            pending = [k for k in shared[key] if k not in answers]
+            key = pending[0] if pending else shared[key][-1]
+        if key not in known:
+            raise DataError(path, f"answer for unknown question id {row['question_id']!r}", line=lineno)
+        if key in answers:
+            raise DataError(path, f"duplicate answer for question id {row['question_id']!r}", line=lineno)
+        if not isinstance(row["text"], str):
+            raise DataError(path, f"'text' must be a string for question id {row['question_id']!r}", line=lineno)
+        answers[key] = row["text"]
+    missing = [s.question_id for s in samples if s.key not in answers]
+    if missing:
+        raise DataError(path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
+    return answers
+
+
+def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) -> ScoreResult:
+    samples = load_samples(spec, settings)
+    answers = read_answers(answers_path, samples)
+    return get_evaluator(spec.evaluator).score(samples, answers)
