@@ -141,7 +141,8 @@ def answer_rows(samples: Sequence[Sample], journal: PredictionJournal, model_id:
         row = {
             # the official id where ours had to be made unique (MME: two questions per image)
             "question_id": s.meta.get("answer_question_id", s.question_id),
-            "prompt": s.question,
+            # what the official driver wrote (SQA: with "<image>\n", which its scorer looks for)
+            "prompt": s.meta.get("answer_prompt", s.question),
             "text": rec["text"],
             "answer_id": answer_id(run, s.key),
             "model_id": model_id,

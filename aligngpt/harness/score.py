@@ -44,5 +44,19 @@ def read_answers(path: str | Path, samples: list[Sample]) -> dict[str, str]:
 
 def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) -> ScoreResult:
     samples = load_samples(spec, settings)
-    answers = read_answers(answers_path, samples)
-    return get_evaluator(spec.evaluator).score(samples, answers)
+    evaluator = get_evaluator(spec.evaluator)
+    custom = getattr(evaluator, "predictions_from_answers", None)
+    if custom is None:
+        answers = read_answers(answers_path, samples)
+    else:
+        # The official reader of this benchmark tolerates rows we do not load (SEED: video rows).
+        rows = []
+        for lineno, row in iter_jsonl(answers_path):
+            if not isinstance(row, dict) or "question_id" not in row or "text" not in row:
+                raise DataError(answers_path, "answer rows need 'question_id' and 'text'", line=lineno)
+            rows.append(row)
+        answers = custom(samples, rows)
+        missing = [s.question_id for s in samples if s.key not in answers]
+        if missing:
+            raise DataError(answers_path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
+    return evaluator.score(samples, answers)

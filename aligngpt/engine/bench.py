@@ -1,0 +1,215 @@
+"""``aligngpt-eval bench``: our engine against the official batch-1 loop, same process, same work.
+
+The reference-style loop is what ``model_vqa_loader.py`` does per question: preprocess one
+image, tokenise one prompt, one ``generate`` call at batch size 1. Our engine runs the same
+questions (images stored as encoded PNG bytes, so both decode them) at several batch sizes.
+On a GPU it also measures the device's own peaks (a large fp16 GEMM, a large copy) and reports
+prefill FLOP/s and decode bandwidth against them.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.base import Sample
+from ..data.images import open_image
+from .batched import InferenceEngine
+
+
+@dataclass
+class BenchRow:
+    mode: str
+    batch_size: int
+    samples_per_s: float
+    wall_s: float
+    outside_model_share: float
+    speedup_vs_reference: float = 1.0
+    identical_to_reference: bool = True
+
+
+@dataclass
+class BenchReport:
+    model: str
+    device: str
+    dtype: str
+    questions: int
+    new_tokens: int
+    rows: list[BenchRow] = field(default_factory=list)
+    gpu: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return d
+
+
+def synthetic_workload(n: int, image_size: int, seed: int = 0) -> list[Sample]:
+    """Deterministic questions of varied length over random-colour images (PNG bytes)."""
+    rng = np.random.default_rng(seed)
+    words = "what colour shape is left right top bottom of the large small object near far".split()
+    samples = []
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=(image_size, int(image_size * rng.uniform(0.6, 1.4)), 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        length = int(rng.integers(4, 40))
+        question = " ".join(rng.choice(words, size=length)) + "?\nAnswer the question using a single word or phrase."
+        samples.append(Sample(question_id=i, question=question, image=buf.getvalue()))
+    return samples
+
+
+def reference_loop(model, processor, samples, *, max_new_tokens: int, pad_to_square: bool, template: str = "vicuna_v1"):
+    """One question at a time, as the official driver: preprocess, tokenise, generate, decode."""
+    device = next(model.parameters()).device
+    texts = []
+    model_s = 0.0
+    start = time.perf_counter()
+    for s in samples:
+        prompt = processor.build_prompt(s.question, has_image=True, template=template)
+        image = open_image(s.image)
+        batch = processor([prompt], [image], pad_to_square=pad_to_square)
+        t0 = time.perf_counter()
+        out = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                             images=batch["images"].to(device), max_new_tokens=max_new_tokens, do_sample=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        model_s += time.perf_counter() - t0
+        texts.append(processor.batch_decode(out.tolist())[0].strip())
+    wall = time.perf_counter() - start
+    return texts, wall, model_s
+
+
+def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tokens: int = 12,
+              batch_sizes=(1, 8, 16, 32), pad_to_square: bool = True, warmup: bool = True) -> BenchReport:
+    device = next(model.parameters()).device
+    size = processor.image_settings.crop_height
+    samples = synthetic_workload(questions, size)
+    if warmup:
+        reference_loop(model, processor, samples[:2], max_new_tokens=2, pad_to_square=pad_to_square)
+    ref_texts, ref_wall, ref_model = reference_loop(model, processor, samples, max_new_tokens=new_tokens,
+                                                    pad_to_square=pad_to_square)
+    report = BenchReport(model_name, str(device), str(next(model.parameters()).dtype).replace("torch.", ""),
+                         questions, new_tokens)
+    ref_rate = questions / ref_wall
+    report.rows.append(BenchRow("reference batch-1 loop", 1, ref_rate, ref_wall, 1 - ref_model / ref_wall))
+    engine = InferenceEngine(model, processor)
+    for bs in batch_sizes:
+        preds, stats = engine.generate(samples, template="vicuna_v1", max_new_tokens=new_tokens,
+                                       pad_to_square=pad_to_square, batch_size=bs)
+        texts = {p.key: p.text for p in preds}
+        same = all(texts[str(i)] == t for i, t in enumerate(ref_texts))
+        report.rows.append(BenchRow("engine", bs, stats.samples_per_s, stats.wall_s, stats.outside_model_share,
+                                    stats.samples_per_s / ref_rate, same))
+    if device.type == "cuda":
+        report.gpu = gpu_roofline(model, processor, samples, batch_size=max(batch_sizes), pad_to_square=pad_to_square)
+    return report
+
+
+# ---------------------------------------------------------------------------- GPU roofline
+def measured_peaks(device) -> dict:
+    """fp16 dense GEMM FLOP/s and device-to-device copy bandwidth, measured here."""
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=torch.float16)
+    b = torch.randn(n, n, device=device, dtype=torch.float16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    flops = 2 * n**3 * reps / (time.perf_counter() - t0)
+    x = torch.empty(1 << 30, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    y.copy_(x)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    bandwidth = 2 * x.numel() * 10 / (time.perf_counter() - t0)  # read + write
+    del a, b, x, y
+    torch.cuda.empty_cache()
+    return {"matmul_flops": flops, "copy_bandwidth_bytes_per_s": bandwidth}
+
+
+def _llm_params(model) -> int:
+    return sum(p.numel() for p in model.model.layers.parameters()) + model.lm_head.weight.numel()
+
+
+def gpu_roofline(model, processor, samples, *, batch_size: int, pad_to_square: bool) -> dict:
+    device = next(model.parameters()).device
+    peaks = measured_peaks(device)
+    chosen = samples[:batch_size]
+    prompts = [processor.build_prompt(s.question, has_image=True) for s in chosen]
+    images = [open_image(s.image) for s in chosen]
+    batch = processor(prompts, images, pad_to_square=pad_to_square)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.no_grad():
+        for _ in range(2):
+            out = model(**batch, use_cache=False, logits_to_keep=1)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        reps = 5
+        for _ in range(reps):
+            out = model(**batch, use_cache=False, logits_to_keep=1)
+        torch.cuda.synchronize()
+        prefill_s = (time.perf_counter() - t0) / reps
+    tokens = int(out.attention_mask.sum().item())
+    cfg = model.config
+    seq = out.attention_mask.shape[1]
+    attn_flops = 4 * cfg.num_hidden_layers * cfg.hidden_size * seq * seq * batch_size  # QK^T and AV
+    vision = sum(p.numel() for p in model.vision_tower.parameters()) * 2 * batch_size * (cfg.num_image_tokens + 1)
+    llm_flops = 2 * (_llm_params(model) - model.lm_head.weight.numel()) * tokens + attn_flops + vision
+    prefill_flops = llm_flops / prefill_s
+    # decode: time 16 steps at this batch, bytes = weights + KV cache read per step
+    gen_t0 = time.perf_counter()
+    model.generate(**batch, max_new_tokens=17, do_sample=False, eos_token_id=-1)
+    torch.cuda.synchronize()
+    total = time.perf_counter() - gen_t0
+    decode_s = max(total - prefill_s, 1e-9) / 16
+    weight_bytes = _llm_params(model) * next(model.parameters()).element_size()
+    kv_bytes = 2 * cfg.num_hidden_layers * (seq + 8) * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads) * 2 * batch_size
+    bandwidth = (weight_bytes + kv_bytes) / decode_s
+    return {
+        **peaks,
+        "batch_size": batch_size,
+        "prefill_tokens": tokens,
+        "prefill_s": prefill_s,
+        "prefill_flops_per_s": prefill_flops,
+        "prefill_fraction_of_peak": prefill_flops / peaks["matmul_flops"],
+        "decode_step_s": decode_s,
+        "decode_bandwidth_bytes_per_s": bandwidth,
+        "decode_fraction_of_peak": bandwidth / peaks["copy_bandwidth_bytes_per_s"],
+    }
+
+
+def random_7b_model(device: str = "cuda", dtype=torch.float16):
+    """A 7B-shaped AlignGPT (Vicuna-7B + CLIP-L/336) with random weights: no download needed."""
+    from transformers.initialization import no_init_weights
+
+    from ..modeling import AlignGPTConfig, AlignGPTForCausalLM
+    from ..modeling.loading import CLIP_L14_336_VISION_CONFIG, _default_dtype
+
+    config = AlignGPTConfig(
+        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, pad_token_id=0,
+        mm_vision_tower="openai/clip-vit-large-patch14-336", mm_hidden_size=1024, mm_projector_type="mlp2x_gelu",
+        vision_config=dict(CLIP_L14_336_VISION_CONFIG), image_aspect_ratio="pad", tokenizer_model_max_length=2048,
+        image_processor={"size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336}},
+    )
+    with torch.device(device), _default_dtype(dtype), no_init_weights():
+        model = AlignGPTForCausalLM(config)
+    gen = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and "norm" in name:
+                p.fill_(1.0)
+            else:
+                p.normal_(0.0, 0.02, generator=gen)
+    return model.eval()
