@@ -20,6 +20,10 @@ _BUILTIN = {
     "scienceqa_img": "aligngpt.evaluators.scienceqa:ScienceQAEvaluator",
     "textvqa": "aligngpt.evaluators.textvqa:TextVQAEvaluator",
     "seed_image": "aligngpt.evaluators.seed:SEEDImageEvaluator",
+    "mmbench": "aligngpt.evaluators.mmbench:MMBenchEvaluator",
+    "mmbench_cn": "aligngpt.evaluators.mmbench:MMBenchCNEvaluator",
+    "llava_bench": "aligngpt.evaluators.llava_bench:LLaVABenchEvaluator",
+    "mmvet": "aligngpt.evaluators.mmvet:MMVetEvaluator",
 }
 
 

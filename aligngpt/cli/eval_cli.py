@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
 
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
+
+    bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
+    bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
+    bench.add_argument("--questions", type=int, default=64)
+    bench.add_argument("--new-tokens", type=int, default=12)
+    bench.add_argument("--batch-sizes", default="1,8,16,32")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--dtype", default=None)
+    bench.add_argument("--out", default=None, help="also write the report as JSON here")
     return parser
 
 
@@ -156,7 +165,47 @@ def cmd_tasks(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks}
+def cmd_bench(args) -> int:
+    from tabulate import tabulate
+
+    from ..engine.bench import random_7b_model, run_bench
+    from ..io import atomic_write_json
+
+    if args.model == "7b-random":
+        import torch
+
+        from ..harness.toy import toy_model_dir
+        from ..modeling.loading import load_pretrained
+
+        model = random_7b_model(args.device, torch.float16 if args.dtype in (None, "float16", "fp16") else torch.bfloat16)
+        _, processor = load_pretrained(toy_model_dir())
+        from ..processing.image import ImageProcessorSettings
+
+        processor.image_settings = ImageProcessorSettings()  # CLIP-L/336 preprocessing
+    else:
+        from ..harness.toy import toy_model_dir
+        from ..modeling.loading import load_pretrained
+
+        path = toy_model_dir() if args.model == "toy" else args.model
+        model, processor = load_pretrained(path, device=args.device, dtype=args.dtype)
+    sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+    report = run_bench(model, processor, model_name=args.model, questions=args.questions, new_tokens=args.new_tokens,
+                       batch_sizes=sizes)
+    rows = [(r.mode, r.batch_size, f"{r.samples_per_s:.2f}", f"{r.speedup_vs_reference:.2f}x",
+             f"{100 * r.outside_model_share:.1f}%", r.identical_to_reference) for r in report.rows]
+    print(f"model {report.model} on {report.device} ({report.dtype}), {report.questions} questions, {report.new_tokens} new tokens")
+    print(tabulate(rows, headers=["mode", "batch", "samples/s", "vs reference", "outside model", "identical"], tablefmt="github"))
+    if report.gpu:
+        g = report.gpu
+        print(f"prefill: {g['prefill_flops_per_s'] / 1e12:.1f} TFLOP/s = {100 * g['prefill_fraction_of_peak']:.1f}% of measured "
+              f"{g['matmul_flops'] / 1e12:.1f} TFLOP/s; decode: {g['decode_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s = "
+              f"{100 * g['decode_fraction_of_peak']:.1f}% of measured {g['copy_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s")
+    if args.out:
+        atomic_write_json(args.out, report.to_dict())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ def toy_data_root(seed: int = 0) -> Path:
     """The toy benchmark suite (all 12 tasks, LLaVA local layout), generated once per version/seed."""
     target = cache_dir() / f"toy-data-{TOY_DATA_VERSION}-seed{seed}"
     if (target / ".complete").is_file():
-        return target
+        return target / "eval"
     from ..toy import generate_toy_data
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -39,4 +39,4 @@ def toy_data_root(seed: int = 0) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return target / "eval"
