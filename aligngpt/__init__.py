@@ -2,11 +2,29 @@
 
     import aligngpt
     model, processor = aligngpt.load_pretrained("path/or/hub-id")
+
+Heavy modules (torch, transformers) load on first use, so the CLI starts fast.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .modeling import AlignGPTConfig, AlignGPTForCausalLM  # noqa: E402  (registers Auto classes)
-from .modeling.loading import load_pretrained, save_pretrained  # noqa: E402
-from .processing import AlignGPTProcessor  # noqa: E402
+_LAZY = {
+    "AlignGPTConfig": "aligngpt.modeling",
+    "AlignGPTForCausalLM": "aligngpt.modeling",
+    "AlignGPTProcessor": "aligngpt.processing",
+    "load_pretrained": "aligngpt.modeling.loading",
+    "save_pretrained": "aligngpt.modeling.loading",
+}
 
-__all__ = ["AlignGPTConfig", "AlignGPTForCausalLM", "AlignGPTProcessor", "load_pretrained", "save_pretrained", "__version__"]
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aligngpt' has no attribute {name!r}")

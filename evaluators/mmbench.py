@@ -393,3 +393,11 @@ def write_submission_xlsx(samples: Sequence[Sample], predictions: Mapping[str, s
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def _write_submission(self, samples: Sequence[Sample], predictions: Mapping[str, str], out_dir: Path) -> list[Path]:
+    """The xlsx for the MMBench evaluation server (LLaVA converter columns)."""
+    return [write_submission_xlsx(samples, predictions, Path(out_dir) / "submission.xlsx")]
+
+
+MMBenchEvaluator.write_submission = _write_submission

@@ -28,6 +28,19 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="first N questions of each task")
 
 
+def _add_judge_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM judge (LLaVA-Bench, MM-Vet; optional answer matching for MMBench)")
+    g.add_argument("--judge-base-url", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+    g.add_argument("--judge-model", help="judge model name, e.g. gpt-4-0613")
+    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="name of the environment variable holding the key")
+    g.add_argument("--judge-cache", default=None, help="judge cache file (default: $ALIGNGPT_CACHE/judge-cache.sqlite)")
+    g.add_argument("--judge-concurrency", type=int, default=4)
+    g.add_argument("--judge-max-retries", type=int, default=5)
+    g.add_argument("--judge-timeout", type=float, default=60.0)
+    g.add_argument("--allow-missing-judgements", action="store_true",
+                   help="report metrics over the judged questions (with coverage) instead of failing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aligngpt-eval", description="Evaluate AlignGPT / LLaVA-1.5 models exactly as the official scripts do.")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -49,12 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
     run.add_argument("--fresh", action="store_true", help="discard a previous partial run instead of resuming")
     run.add_argument("--json", action="store_true", help="print results.json on stdout")
+    _add_judge_flags(run)
 
     score = sub.add_parser("score", help="score an existing LLaVA-format answer file")
     score.add_argument("--task", required=True)
     score.add_argument("--answers", required=True)
     _add_data_flags(score)
     score.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
+    _add_judge_flags(score)
 
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
 
@@ -86,7 +101,14 @@ def _settings(args) -> "RunSettings":
         if not sep:
             raise ConfigError(f"--hf-path expects TASK=PATH, got {item!r}")
         hf_paths[task] = path
-    kwargs = dict(data_root=data_root, source=source, limit=args.limit, hf_paths=hf_paths)
+    from ..harness.judging import JudgeSettings
+
+    judge = JudgeSettings(
+        base_url=args.judge_base_url, model=args.judge_model, api_key_env=args.judge_api_key_env,
+        cache_path=args.judge_cache, concurrency=args.judge_concurrency, max_retries=args.judge_max_retries,
+        timeout=args.judge_timeout, allow_missing=args.allow_missing_judgements,
+    )
+    kwargs = dict(data_root=data_root, source=source, limit=args.limit, hf_paths=hf_paths, judge=judge)
     if args.command == "run":
         kwargs.update(
             model=args.model, output_dir=args.output_dir, batch_size=args.batch_size, align_mode=args.align_mode,

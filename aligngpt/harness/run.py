@@ -18,6 +18,7 @@ from ..errors import AlignGPTError
 from ..io import atomic_write_json, atomic_write_jsonl
 from aligngpt.evaluators import get_evaluator
 from .journal import PredictionJournal
+from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
 from .runner import (
     RunSettings,
     answer_rows,
@@ -73,6 +74,22 @@ def _canary_due(settings: RunSettings, engine: InferenceEngine, todo) -> bool:
     return settings.canary == "always" or len(todo) >= CANARY_MIN_QUESTIONS
 
 
+def _public_settings(settings: RunSettings) -> dict:
+    out = {k: v for k, v in asdict(settings).items() if k not in ("fresh", "judge")}
+    j = settings.judge
+    if j.configured:  # never the key itself, only which variable held it
+        from ..judge import _redact_url
+
+        out["judge"] = {"base_url": _redact_url(j.base_url), "model": j.model, "api_key_env": j.api_key_env}
+    return out
+
+
+def write_submissions(evaluator, samples, predictions, task_dir: Path) -> list[Path]:
+    """Server-scored splits: the upload file in the server's format (VQAv2, VizWiz, MMBench)."""
+    writer = getattr(evaluator, "write_submission", None)
+    return list(writer(samples, predictions, task_dir)) if writer else []
+
+
 def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool = False) -> RunResult:
     import torch
 
@@ -87,8 +104,13 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
     if not quiet:
         print(f"run: {run_dir}", file=sys.stderr)
     try:
-        # Load every task's data first: a bad file fails the run before any model time is spent.
+        # Load every task's data and check judges first: fail before any model time is spent.
         task_samples = {t.name: load_samples(t, settings) for t in tasks}
+        evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
+        judge = build_judge(settings.judge)
+        check_judge_requirements(evaluators, judge)
+        for ev in evaluators.values():
+            attach_judge(ev, judge)
         model, processor, model_path = resolve_model(settings)
         engine = InferenceEngine(
             model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size, num_workers=settings.num_workers,
@@ -128,16 +150,20 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
                 bar.close()
             predictions = {s.key: journal.records[s.key]["text"] for s in samples}
             _fault_point("score")
-            evaluator = get_evaluator(spec.evaluator)
+            evaluator = evaluators[spec.name]
             scored = evaluator.score(samples, predictions)
+            submissions = write_submissions(evaluator, samples, predictions, task_dir)
             atomic_write_jsonl(task_dir / "samples.jsonl", sample_rows(samples, journal, scored.per_sample))
             atomic_write_jsonl(task_dir / "answers.jsonl", answer_rows(samples, journal, model_id, name))
+            check_missing(spec.name, scored, settings.judge)
             task_results[spec.name] = {
                 "metrics": scored.metrics,
                 "n": len(samples),
                 "protocol": spec.protocol,
                 "data": {"source": settings.source, "fingerprint": fingerprint(samples)},
             }
+            if submissions:
+                task_results[spec.name]["submission"] = [str(p.relative_to(run_dir)) for p in submissions]
         results = {
             "model": {
                 "name": model_id,
@@ -147,7 +173,7 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
                 "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
                 "vision_weights_from": getattr(getattr(model, "loading_info", None), "vision_weights_from", None),
             },
-            "settings": {k: v for k, v in asdict(settings).items() if k not in ("fresh",)},
+            "settings": _public_settings(settings),
             "environment": environment(),
             "tasks": task_results,
         }

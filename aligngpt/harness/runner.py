@@ -23,6 +23,7 @@ from ..data.base import Sample, get_loader
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_jsonl
 from .journal import PredictionJournal
+from .judging import JudgeSettings
 from .tasks import TaskSpec
 
 
@@ -43,6 +44,7 @@ class RunSettings:
     fresh: bool = False
     num_workers: int = 0
     hf_paths: dict = field(default_factory=dict)
+    judge: "JudgeSettings" = field(default_factory=lambda: JudgeSettings())
 
     def identity(self) -> dict:
         """The settings that can change an answer (what the run name hashes)."""

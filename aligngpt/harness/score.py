@@ -8,6 +8,7 @@ from aligngpt.evaluators import ScoreResult, get_evaluator
 from ..data.base import Sample
 from ..errors import DataError
 from ..io import iter_jsonl
+from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
 from .runner import RunSettings, load_samples
 from .tasks import TaskSpec
 
@@ -45,6 +46,9 @@ def read_answers(path: str | Path, samples: list[Sample]) -> dict[str, str]:
 def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) -> ScoreResult:
     samples = load_samples(spec, settings)
     evaluator = get_evaluator(spec.evaluator)
+    judge = build_judge(settings.judge)
+    check_judge_requirements({spec.name: evaluator}, judge)
+    attach_judge(evaluator, judge)
     custom = getattr(evaluator, "predictions_from_answers", None)
     if custom is None:
         answers = read_answers(answers_path, samples)
@@ -59,4 +63,6 @@ def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) 
         missing = [s.question_id for s in samples if s.key not in answers]
         if missing:
             raise DataError(answers_path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
-    return evaluator.score(samples, answers)
+    result = evaluator.score(samples, answers)
+    check_missing(spec.name, result, settings.judge)
+    return result
