@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 TOY_DATA_VERSION = "v1"
+TOY_QUESTIONS_PER_TASK = 300
 
 
 def toy_model_dir() -> Path:
@@ -26,12 +27,12 @@ def toy_data_root(seed: int = 0) -> Path:
     target = cache_dir() / f"toy-data-{TOY_DATA_VERSION}-seed{seed}"
     if (target / ".complete").is_file():
         return target / "eval"
-    from ..toy import generate_toy_data
+    from ..toy import write_benchmarks
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".toy-", dir=target.parent))
     try:
-        generate_toy_data(tmp, seed=seed)
+        write_benchmarks(tmp / "eval", seed=seed, n_per_task=TOY_QUESTIONS_PER_TASK)
         (tmp / ".complete").write_text("ok\n")
         if target.exists():
             shutil.rmtree(target)
