@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
     run.add_argument("--fresh", action="store_true", help="discard a previous partial run instead of resuming")
+    run.add_argument("--num-processes", type=int, default=1,
+                     help="data-parallel processes (launches torchrun; same as `torchrun --nproc_per_node N -m aligngpt.cli.eval_cli run ...`)")
     run.add_argument("--json", action="store_true", help="print results.json on stdout")
     _add_judge_flags(run)
 
@@ -139,13 +141,41 @@ def _print_metrics(task: str, metrics: dict, headline: str | None, stream) -> No
     print(tabulate(table, headers=["task", "metric", "value"], tablefmt="github"), file=stream)
 
 
+def _relaunch_with_torchrun(argv: list[str], n: int) -> int:
+    """``--num-processes N``: hand the same command to torchrun (the standard launcher)."""
+    import os
+    import subprocess
+
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--num-processes":
+            skip = True
+            continue
+        if a.startswith("--num-processes="):
+            continue
+        rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "aligngpt.cli.eval_cli", *rest]
+    return subprocess.call(cmd, env=dict(os.environ))
+
+
 def cmd_run(args) -> int:
+    import os
+
     from ..harness.run import execute_run
     from ..harness.tasks import parse_task_list
+
+    if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return _relaunch_with_torchrun(args._argv, args.num_processes)
 
     tasks = parse_task_list(args.tasks)
     settings = _settings(args)
     result = execute_run(tasks, settings)
+    if result.results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
+        return 0
     out = sys.stderr if args.json else sys.stdout
     if result.results["model"]["bundled_toy_model"]:
         print("model: bundled toy model (tiny, for smoke tests and CI regression checks; not a real AlignGPT)", file=out)
@@ -231,12 +261,18 @@ COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except AlignGPTError as exc:
         print(f"aligngpt-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, read-only output folder, permission denied
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"aligngpt-eval: error: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aligngpt-eval: interrupted; run the same command again to resume", file=sys.stderr)

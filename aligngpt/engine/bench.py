@@ -84,22 +84,33 @@ def reference_loop(model, processor, samples, *, max_new_tokens: int, pad_to_squ
 
 
 def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tokens: int = 12,
-              batch_sizes=(1, 8, 16, 32), pad_to_square: bool = True, warmup: bool = True) -> BenchReport:
+              batch_sizes=(1, 8, 16, 32), pad_to_square: bool = True, repeats: int = 2) -> BenchReport:
+    """Each mode is warmed up, then timed ``repeats`` times; the fastest pass is reported
+    (one-time costs such as kernel selection and allocator growth are not the steady state)."""
     device = next(model.parameters()).device
     size = processor.image_settings.crop_height
     samples = synthetic_workload(questions, size)
-    if warmup:
-        reference_loop(model, processor, samples[:2], max_new_tokens=2, pad_to_square=pad_to_square)
-    ref_texts, ref_wall, ref_model = reference_loop(model, processor, samples, max_new_tokens=new_tokens,
-                                                    pad_to_square=pad_to_square)
+    engine = InferenceEngine(model, processor)
+    warm = samples[: max(batch_sizes)]
+    reference_loop(model, processor, warm[:4], max_new_tokens=new_tokens, pad_to_square=pad_to_square)
+    for bs in batch_sizes:
+        engine.generate(warm, template="vicuna_v1", max_new_tokens=new_tokens, pad_to_square=pad_to_square, batch_size=bs)
+    best = None
+    for _ in range(repeats):
+        run = reference_loop(model, processor, samples, max_new_tokens=new_tokens, pad_to_square=pad_to_square)
+        if best is None or run[1] < best[1]:
+            best = run
+    ref_texts, ref_wall, ref_model = best
     report = BenchReport(model_name, str(device), str(next(model.parameters()).dtype).replace("torch.", ""),
                          questions, new_tokens)
     ref_rate = questions / ref_wall
     report.rows.append(BenchRow("reference batch-1 loop", 1, ref_rate, ref_wall, 1 - ref_model / ref_wall))
-    engine = InferenceEngine(model, processor)
     for bs in batch_sizes:
-        preds, stats = engine.generate(samples, template="vicuna_v1", max_new_tokens=new_tokens,
-                                       pad_to_square=pad_to_square, batch_size=bs)
+        preds, stats = min(
+            (engine.generate(samples, template="vicuna_v1", max_new_tokens=new_tokens, pad_to_square=pad_to_square,
+                             batch_size=bs) for _ in range(repeats)),
+            key=lambda r: r[1].wall_s,
+        )
         texts = {p.key: p.text for p in preds}
         same = all(texts[str(i)] == t for i, t in enumerate(ref_texts))
         report.rows.append(BenchRow("engine", bs, stats.samples_per_s, stats.wall_s, stats.outside_model_share,

@@ -5,7 +5,7 @@ import os
 import shutil
 import signal
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +17,7 @@ from ..engine.canary import BatchInvarianceError, run_canary
 from ..errors import AlignGPTError
 from ..io import atomic_write_json, atomic_write_jsonl
 from aligngpt.evaluators import get_evaluator
+from .distributed import init_distributed
 from .journal import PredictionJournal
 from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
 from .runner import (
@@ -90,100 +91,132 @@ def write_submissions(evaluator, samples, predictions, task_dir: Path) -> list[P
     return list(writer(samples, predictions, task_dir)) if writer else []
 
 
+def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:
+    """Answer this rank's share of the task's unanswered questions; returns timing."""
+    todo = dist.shard([s for s in samples if s.key not in journal])
+    max_new = settings.max_new_tokens or spec.max_new_tokens
+    pad = spec.pad_to_square(model.config.image_aspect_ratio)
+    if settings.batch_size == "auto":
+        engine.batch_size = auto_batch_size(engine, todo or samples, template=spec.template,
+                                            max_new_tokens=max_new, pad_to_square=pad)
+    if _canary_due(settings, engine, todo):
+        report = run_canary(engine, todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad)
+        if not report.ok:
+            raise BatchInvarianceError(report.describe())
+    done_before = len(samples) - len(todo) * dist.world_size
+    bar = tqdm(total=len(samples), initial=max(done_before, 0), desc=spec.name, unit="q",
+               disable=quiet or not dist.is_main, file=sys.stderr, dynamic_ncols=True)
+
+    def record(batch):
+        _fault_point("batch")
+        journal.append([
+            {"key": p.key, "question_id": p.question_id, "prompt": p.prompt, "text": p.text,
+             "alignment_weights": p.alignment_weights}
+            for p in batch
+        ])
+
+    if not todo:
+        bar.close()
+        return {"generated": 0, "processes": dist.world_size}
+    try:
+        _, stats = engine.generate(todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad,
+                                   on_batch=record, progress=lambda n: bar.update(n * dist.world_size))
+    finally:
+        bar.close()
+    return {"generated": stats.samples, "wall_s": stats.wall_s, "model_s": stats.model_s,
+            "samples_per_s": stats.samples_per_s, "outside_model_share": stats.outside_model_share,
+            "batch_size": engine.batch_size, "processes": dist.world_size}
+
+
+def _score_task(spec, samples, journal, evaluator, settings, run_dir, name, model_id) -> dict:
+    task_dir = run_dir / spec.name
+    predictions = {s.key: journal.records[s.key]["text"] for s in samples}
+    _fault_point("score")
+    scored = evaluator.score(samples, predictions)
+    submissions = write_submissions(evaluator, samples, predictions, task_dir)
+    atomic_write_jsonl(task_dir / "samples.jsonl", sample_rows(samples, journal, scored.per_sample))
+    atomic_write_jsonl(task_dir / "answers.jsonl", answer_rows(samples, journal, model_id, name))
+    check_missing(spec.name, scored, settings.judge)
+    entry = {
+        "metrics": scored.metrics,
+        "n": len(samples),
+        "protocol": spec.protocol,
+        "data": {"source": settings.source, "fingerprint": fingerprint(samples)},
+    }
+    if submissions:
+        entry["submission"] = [str(p.relative_to(run_dir)) for p in submissions]
+    return entry
+
+
 def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool = False) -> RunResult:
     import torch
 
+    dist = init_distributed(settings.device)
+    settings = replace(settings, device=dist.device_for(settings.device))
     torch.manual_seed(settings.seed)
     name = run_name(settings, tasks)
     run_dir = Path(settings.output_dir) / name
-    if settings.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.json").unlink(missing_ok=True)  # stale from an older, different finish
-    write_state(run_dir, "running", tasks=[t.name for t in tasks])
-    if not quiet:
-        print(f"run: {run_dir}", file=sys.stderr)
+    if dist.is_main:
+        if settings.fresh and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "results.json").unlink(missing_ok=True)  # stale from an older, different finish
+        write_state(run_dir, "running", tasks=[t.name for t in tasks], processes=dist.world_size)
+        if not quiet:
+            print(f"run: {run_dir}", file=sys.stderr)
+    dist.barrier()
     try:
         # Load every task's data and check judges first: fail before any model time is spent.
         task_samples = {t.name: load_samples(t, settings) for t in tasks}
         evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
-        judge = build_judge(settings.judge)
-        check_judge_requirements(evaluators, judge)
+        judge = build_judge(settings.judge) if dist.is_main else None
+        if dist.is_main:
+            check_judge_requirements(evaluators, judge)
         for ev in evaluators.values():
             attach_judge(ev, judge)
         model, processor, model_path = resolve_model(settings)
         engine = InferenceEngine(
-            model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size, num_workers=settings.num_workers,
-            align_mode=settings.align_mode,
+            model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size,
+            num_workers=settings.num_workers, align_mode=settings.align_mode,
         )
         model_id = "toy" if settings.model == "toy" else Path(model_path).name
         task_results = {}
         for spec in tasks:
             samples = task_samples[spec.name]
-            task_dir = run_dir / spec.name
-            journal = PredictionJournal(task_dir / "journal.jsonl")
-            todo = [s for s in samples if s.key not in journal]
-            max_new = settings.max_new_tokens or spec.max_new_tokens
-            pad = spec.pad_to_square(model.config.image_aspect_ratio)
-            if settings.batch_size == "auto":
-                engine.batch_size = auto_batch_size(engine, todo or samples, template=spec.template,
-                                                    max_new_tokens=max_new, pad_to_square=pad)
-            if _canary_due(settings, engine, todo):
-                report = run_canary(engine, todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad)
-                if not report.ok:
-                    raise BatchInvarianceError(report.describe())
-            bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=spec.name, unit="q",
-                       disable=quiet, file=sys.stderr, dynamic_ncols=True)
-
-            def record(batch):
-                _fault_point("batch")
-                journal.append([
-                    {"key": p.key, "question_id": p.question_id, "prompt": p.prompt, "text": p.text,
-                     "alignment_weights": p.alignment_weights}
-                    for p in batch
-                ])
-
-            try:
-                engine.generate(todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad,
-                                on_batch=record, progress=bar.update)
-            finally:
-                bar.close()
-            predictions = {s.key: journal.records[s.key]["text"] for s in samples}
-            _fault_point("score")
-            evaluator = evaluators[spec.name]
-            scored = evaluator.score(samples, predictions)
-            submissions = write_submissions(evaluator, samples, predictions, task_dir)
-            atomic_write_jsonl(task_dir / "samples.jsonl", sample_rows(samples, journal, scored.per_sample))
-            atomic_write_jsonl(task_dir / "answers.jsonl", answer_rows(samples, journal, model_id, name))
-            check_missing(spec.name, scored, settings.judge)
-            task_results[spec.name] = {
-                "metrics": scored.metrics,
-                "n": len(samples),
-                "protocol": spec.protocol,
-                "data": {"source": settings.source, "fingerprint": fingerprint(samples)},
+            journal = PredictionJournal(run_dir / spec.name / dist.journal_name(), shared_folder=True)
+            dist.barrier()  # every rank has read the journals before any rank appends
+            timing = _generate_task(spec, samples, journal, engine, settings, dist, model, quiet)
+            dist.barrier()
+            if dist.is_main:
+                journal.reload()
+                task_results[spec.name] = _score_task(spec, samples, journal, evaluators[spec.name], settings,
+                                                      run_dir, name, model_id)
+                task_results[spec.name]["timing"] = timing
+        results = None
+        if dist.is_main:
+            results = {
+                "model": {
+                    "name": model_id,
+                    "path": model_path,
+                    "bundled_toy_model": settings.model == "toy",
+                    "align_mode": settings.align_mode or model.config.align_mode,
+                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                    "vision_weights_from": getattr(getattr(model, "loading_info", None), "vision_weights_from", None),
+                },
+                "settings": _public_settings(settings),
+                "environment": environment(),
+                "tasks": task_results,
             }
-            if submissions:
-                task_results[spec.name]["submission"] = [str(p.relative_to(run_dir)) for p in submissions]
-        results = {
-            "model": {
-                "name": model_id,
-                "path": model_path,
-                "bundled_toy_model": settings.model == "toy",
-                "align_mode": settings.align_mode or model.config.align_mode,
-                "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-                "vision_weights_from": getattr(getattr(model, "loading_info", None), "vision_weights_from", None),
-            },
-            "settings": _public_settings(settings),
-            "environment": environment(),
-            "tasks": task_results,
-        }
-        _fault_point("results")
-        atomic_write_json(run_dir / "results.json", results)
-        write_state(run_dir, "complete", tasks=[t.name for t in tasks])
+            _fault_point("results")
+            atomic_write_json(run_dir / "results.json", results)
+            write_state(run_dir, "complete", tasks=[t.name for t in tasks], processes=dist.world_size)
+        dist.barrier()
         return RunResult(run_dir, results)
     except AlignGPTError as exc:
-        write_state(run_dir, "failed", reason=str(exc))
+        if dist.is_main:
+            write_state(run_dir, "failed", reason=str(exc))
         raise
     except BaseException as exc:
-        write_state(run_dir, "failed", reason=f"{type(exc).__name__}: {exc}")
+        if dist.is_main:
+            write_state(run_dir, "failed", reason=f"{type(exc).__name__}: {exc}")
         raise

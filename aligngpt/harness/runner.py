@@ -47,7 +47,8 @@ class RunSettings:
     judge: "JudgeSettings" = field(default_factory=lambda: JudgeSettings())
 
     def identity(self) -> dict:
-        """The settings that can change an answer (what the run name hashes)."""
+        """The settings that can change an answer (what the run name hashes; not the device
+        index, batch size or process count)."""
         return {
             "model": self.model,
             "data_root": str(Path(self.data_root).resolve()) if self.data_root else None,
