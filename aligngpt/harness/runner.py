@@ -158,6 +158,30 @@ def answer_rows(samples: Sequence[Sample], journal: PredictionJournal, model_id:
     return rows
 
 
+def _json_safe(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return "sha1:" + hashlib.sha1(value).hexdigest()
+    if isinstance(value, Path):
+        return value.name
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def image_identity(sample: Sample) -> str | None:
+    """A short stable name for the sample's image (clusters questions on one image in bootstraps)."""
+    if sample.image is None:
+        return None
+    if isinstance(sample.image, (bytes, bytearray)):
+        return "sha1:" + hashlib.sha1(sample.image).hexdigest()
+    parts = Path(sample.image).parts
+    return "/".join(parts[-2:])
+
+
 def sample_rows(samples: Sequence[Sample], journal: PredictionJournal, per_sample: dict) -> list[dict]:
     rows = []
     for s in samples:
@@ -168,6 +192,8 @@ def sample_rows(samples: Sequence[Sample], journal: PredictionJournal, per_sampl
             "prediction": rec["text"],
             "target": s.target,
             "alignment_weights": rec.get("alignment_weights"),
+            "image": image_identity(s),
+            "meta": _json_safe({k: v for k, v in s.meta.items() if k != "row"}),
         }
         for k, v in per_sample.get(s.key, {}).items():
             row.setdefault(k, v) if k != "target" else row.__setitem__("target", v)
