@@ -78,3 +78,39 @@ def test_unknown_model_type_is_refused(official_tiny, tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         aligngpt.load_pretrained(tmp_path / "nope")
+
+
+def test_sharded_safetensors_load(official_tiny, tmp_path):
+    model, processor = aligngpt.load_pretrained(official_tiny / "checkpoint")
+    model.save_pretrained(tmp_path / "sharded", safe_serialization=True, max_shard_size="300KB")
+    processor.save_pretrained(tmp_path / "sharded")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    again, _ = aligngpt.load_pretrained(tmp_path / "sharded")
+    batch = _batch(processor, official_tiny)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, again(**batch).logits)
+
+
+def test_released_clip_folder_name_maps_to_the_hub_id(official_tiny, tmp_path, monkeypatch):
+    """A released config naming a local ./playground/.../clip-vit-large-patch14-336 resolves to
+    openai/clip-vit-large-patch14-336 on the hub (here: a stub snapshot returning the tiny tower)."""
+    from aligngpt.modeling import loading
+
+    asked = []
+
+    def fake_snapshot(repo_id, patterns):
+        asked.append(repo_id)
+        return official_tiny / "clip-vision-tiny"
+
+    monkeypatch.setattr(loading, "_snapshot", fake_snapshot)
+    source = loading.resolve_vision_tower("./playground/model/clip-vit-large-patch14-336", tmp_path, None)
+    assert asked == ["openai/clip-vit-large-patch14-336"]
+    assert source.folder == official_tiny / "clip-vision-tiny" and source.description.startswith("hub:")
+
+
+def test_device_map_places_the_model(official_tiny):
+    model, processor = aligngpt.load_pretrained(official_tiny / "checkpoint", device_map={"": "cpu"})
+    batch = _batch(processor, official_tiny)
+    reference, _ = aligngpt.load_pretrained(official_tiny / "checkpoint")
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, reference(**batch).logits)

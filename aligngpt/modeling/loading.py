@@ -198,12 +198,15 @@ def load_pretrained(
     *,
     vision_weights: str = "checkpoint",
     attn_implementation: str | None = None,
+    device_map: str | dict | None = None,
 ) -> tuple[AlignGPTForCausalLM, AlignGPTProcessor]:
     """Load an AlignGPT or LLaVA-1.5 checkpoint (released layout or ours) and its processor.
 
     ``vision_weights``: ``checkpoint`` uses the tower weights stored in the checkpoint when present
     (else the tower folder); ``tower`` always reloads them from the tower folder, which is what
     the official loader does (it ignores the checkpoint's bf16 copy; reference-code.md §7).
+    ``device_map`` (``"auto"`` or an accelerate map) spreads a large model over the visible
+    devices in one process instead of moving it to ``device``.
     """
     if vision_weights not in ("checkpoint", "tower"):
         raise ConfigError("vision_weights must be 'checkpoint' or 'tower'")
@@ -300,7 +303,11 @@ def load_pretrained(
     if info.unexpected_keys:
         log.warning("%s: %d unexpected keys ignored, e.g. %s", ckpt, len(info.unexpected_keys), info.unexpected_keys[:5])
 
-    model = model.to(device=device, dtype=dtype)
+    model = model.to(dtype=dtype)
+    if device_map is not None:
+        model = _dispatch(model, device_map, dtype)
+    else:
+        model = model.to(device=device)
     model.eval()
     model.loading_info = info
 
@@ -310,6 +317,19 @@ def load_pretrained(
         image_aspect_ratio=config.image_aspect_ratio,
     )
     return model, processor
+
+
+def _dispatch(model: AlignGPTForCausalLM, device_map, dtype: torch.dtype) -> AlignGPTForCausalLM:
+    """Place modules with accelerate; the vision tower, projector and alignment modules stay
+    together with the embeddings so image features never cross devices mid-assembly."""
+    from accelerate import dispatch_model, infer_auto_device_map
+
+    if device_map == "auto":
+        no_split = list(model._no_split_modules) + ["CLIPVisionTower", "AlignIndicator", "GatedWeightLayer"]
+        device_map = infer_auto_device_map(model, no_split_module_classes=no_split, dtype=dtype)
+    elif isinstance(device_map, str):
+        device_map = {"": device_map}
+    return dispatch_model(model, device_map=device_map)
 
 
 def _names_clip_l14_336(name: str | None) -> bool:
