@@ -24,6 +24,10 @@ _BUILTIN = {
     "mmbench_cn": "aligngpt.evaluators.mmbench:MMBenchCNEvaluator",
     "llava_bench": "aligngpt.evaluators.llava_bench:LLaVABenchEvaluator",
     "mmvet": "aligngpt.evaluators.mmvet:MMVetEvaluator",
+    "vqav2": "aligngpt.evaluators.vqav2:VQAv2SubmissionEvaluator",
+    "vqav2_val": "aligngpt.evaluators.vqav2:VQAv2ValEvaluator",
+    "vizwiz": "aligngpt.evaluators.vizwiz:VizWizSubmissionEvaluator",
+    "vizwiz_val": "aligngpt.evaluators.vizwiz:VizWizValEvaluator",
 }
 
 

@@ -71,9 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--answers", required=True)
     _add_data_flags(score)
     score.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
+    score.add_argument("--submission-dir", default=None,
+                       help="server-scored tasks (vqav2, vizwiz, mmbench): write the upload file here (default: beside the answers)")
     _add_judge_flags(score)
 
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
+
+    from ..serve import add_serve_parser
+
+    add_serve_parser(sub)
 
     bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
     bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
@@ -194,7 +200,10 @@ def cmd_score(args) -> int:
     from ..harness.tasks import load_task
 
     spec = load_task(args.task)
-    result = score_file(spec, args.answers, _settings(args))
+    submission_dir = Path(args.submission_dir) if args.submission_dir else Path(args.answers).resolve().parent
+    result, written = score_file(spec, args.answers, _settings(args), submission_dir=submission_dir)
+    for path in written:
+        print(f"submission: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps({"task": spec.name, "n": len(result.per_sample) or result.n, "metrics": result.metrics}))
     else:
@@ -257,7 +266,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench}
+def cmd_serve(args) -> int:
+    from ..serve import cmd_serve as serve
+
+    return serve(args)
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,11 @@ def cmd_plot(args) -> int:
     dirs, labels = _runs(args.run_dirs, args.labels) if args.run_dirs else ([], [])
     try:
         if args.kind == "gate-heatmap":
+            keep = [i for i, d in enumerate(dirs) if plots.gate_weight_means(d)]
+            if keep and len(keep) < len(dirs):  # e.g. a grid folder: only its gated/local cells have weights
+                skipped = [labels[i] for i in range(len(dirs)) if i not in keep]
+                print(f"plot: no gate weights in {', '.join(skipped)}; left out", file=sys.stderr)
+                dirs, labels = [dirs[i] for i in keep], [labels[i] for i in keep]
             paths = plots.plot_gate_heatmap(dirs, out, labels=labels)
         elif args.kind == "fixed-level":
             paths = plots.plot_fixed_levels(dirs, out, labels=labels, metric=args.metric)

@@ -43,7 +43,9 @@ def read_answers(path: str | Path, samples: list[Sample]) -> dict[str, str]:
     return answers
 
 
-def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) -> ScoreResult:
+def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings,
+               submission_dir: Path | None = None) -> tuple[ScoreResult, list[Path]]:
+    """Metrics of an answer file, plus the server upload written for server-scored tasks."""
     samples = load_samples(spec, settings)
     evaluator = get_evaluator(spec.evaluator)
     judge = build_judge(settings.judge)
@@ -65,4 +67,6 @@ def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings) 
             raise DataError(answers_path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
     result = evaluator.score(samples, answers)
     check_missing(spec.name, result, settings.judge)
-    return result
+    writer = getattr(evaluator, "write_submission", None)
+    written = list(writer(samples, answers, submission_dir)) if writer and submission_dir is not None else []
+    return result, written

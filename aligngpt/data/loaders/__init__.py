@@ -1,7 +1,7 @@
 """Built-in benchmark loaders; importing a module registers its loaders."""
 import importlib
 
-_MODULES = ["gqa", "pope", "mme", "scienceqa", "textvqa", "seed", "mmbench", "llava_bench", "mmvet"]
+_MODULES = ["gqa", "pope", "mme", "scienceqa", "textvqa", "seed", "mmbench", "llava_bench", "mmvet", "vqav2", "vizwiz"]
 
 for _name in _MODULES:
     try:
