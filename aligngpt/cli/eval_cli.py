@@ -78,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
 
     from ..serve import add_serve_parser
+    from .report_cli import add_report_parsers
 
     add_serve_parser(sub)
+    add_report_parsers(sub)
 
     bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
     bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
@@ -272,7 +274,17 @@ def cmd_serve(args) -> int:
     return serve(args)
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve}
+def _report_command(name: str):
+    def run(args) -> int:
+        from . import report_cli
+
+        return getattr(report_cli, f"cmd_{name}")(args)
+
+    return run
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve,
+            "grid": _report_command("grid"), "table": _report_command("table"), "plot": _report_command("plot")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,9 @@ resample MME image pairs, MMBench circular groups and POPE splits as their metri
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -314,16 +316,22 @@ def mode_label(mode: str | None) -> str:
 
 
 def count_journaled(run_dir: Path, tasks: Sequence[str]) -> int:
-    """Questions already journaled in a (partial) run folder: complete, parseable lines."""
+    """Questions already journaled in a (partial) run folder: distinct keys on complete lines of
+    every ``TASK/journal*.jsonl`` (one file per process of a data-parallel run)."""
     total = 0
     for task in tasks:
-        path = run_dir / task / "journal.jsonl"
-        if not path.is_file():
-            continue
-        with open(path, "rb") as fh:
-            for raw in fh:
-                if raw.endswith(b"\n") and raw.strip():
-                    total += 1
+        keys: set[str] = set()
+        folder = run_dir / task
+        for path in sorted(folder.glob("journal*.jsonl")) if folder.is_dir() else []:
+            with open(path, "rb") as fh:
+                for raw in fh:
+                    if not raw.endswith(b"\n"):
+                        break  # torn last line: the harness drops it on resume
+                    try:
+                        keys.add(str(json.loads(raw)["key"]))
+                    except (ValueError, KeyError, TypeError):
+                        break
+        total += len(keys)
     return total
 
 
@@ -543,7 +551,7 @@ def grid_results(spec: GridSpec, cells: Sequence[GridCell], output_dir: Path, st
             entry["error"] = cell.error
         out_cells.append(entry)
     return _json_safe({
-        "spec": None if spec.source is None else str(spec.source),
+        "spec": None if spec.source is None else str(spec.source.resolve()),
         "tasks": list(spec.tasks),
         "baseline": spec.baseline,
         "complete": all(c.status == "complete" for c in cells),
@@ -673,7 +681,7 @@ class GridResult:
 
 def _state(spec: GridSpec, cells: Sequence[GridCell], output_dir: Path, status: str) -> dict:
     return {
-        "spec": None if spec.source is None else str(spec.source),
+        "spec": None if spec.source is None else str(spec.source.resolve()),
         "status": status,
         "updated": time.time(),
         "tasks": list(spec.tasks),
@@ -701,9 +709,9 @@ def run_grid(spec: GridSpec, output_dir: str | Path | None = None, *, dry_run: b
 
     A failing cell is recorded (status ``failed``, its error in grid_state.json) and the grid
     goes on with the next; an interrupt marks the running cell ``interrupted`` and re-raises.
+    Under ``torchrun`` every process runs the cells (each run is data-parallel) and only rank 0
+    writes the grid's files and prints.
     """
-    from .run import execute_run
-
     stream = stream or sys.stdout
     out = Path(output_dir) if output_dir is not None else spec.output_dir
     if out is None:
@@ -714,40 +722,53 @@ def run_grid(spec: GridSpec, output_dir: str | Path | None = None, *, dry_run: b
         print(f"grid: {len(cells)} cells x {len(spec.tasks)} tasks -> {out} (dry run)", file=stream)
         print(status_table(spec, cells), file=stream, flush=True)
         return GridResult(out, cells, None)
-    out.mkdir(parents=True, exist_ok=True)
+    main = os.environ.get("RANK", "0") == "0"
     stats = GridStatistics(spec.n_resamples, spec.alpha, spec.stats_seed)
     state_path = out / STATE_FILE
-    atomic_write_json(state_path, _state(spec, cells, out, "running"))
+    results: dict | None = None
+
+    def save(status: str, outputs: bool = False) -> None:
+        nonlocal results
+        if main:
+            atomic_write_json(state_path, _state(spec, cells, out, status))
+            if outputs:
+                results = _write_outputs(spec, cells, out, stats)
+
+    def say(text: str) -> None:
+        if main:
+            print(text, file=stream, flush=True)
+
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     task_specs: list[TaskSpec] = [load_task(t) for t in spec.tasks]
     todo = [c for c in cells if c.status != "complete"]
-    print(f"grid: {len(cells)} cells ({len(cells) - len(todo)} already complete) x {len(spec.tasks)} tasks -> {out}",
-          file=stream, flush=True)
-    results = _write_outputs(spec, cells, out, stats)
+    say(f"grid: {len(cells)} cells ({len(cells) - len(todo)} already complete) x {len(spec.tasks)} tasks -> {out}")
+    save("running", outputs=True)
+    if todo:
+        from .run import execute_run  # imports torch: only when there is something to run
     for cell in todo:
         cell.status, cell.error = "running", None
-        atomic_write_json(state_path, _state(spec, cells, out, "running"))
+        save("running")
         start = time.perf_counter()
         try:
             run = execute_run(task_specs, cell.settings, quiet=quiet)
             cell.results, cell.status = run.results, "complete"
         except KeyboardInterrupt:
             cell.status, cell.seconds = "interrupted", time.perf_counter() - start
-            atomic_write_json(state_path, _state(spec, cells, out, "interrupted"))
+            save("interrupted")
             raise
         except AlignGPTError as exc:
             cell.status, cell.error = "failed", str(exc)
         except Exception as exc:  # a crash in one cell must not lose the others
             cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"
-            if not quiet:
+            if not quiet and main:
                 traceback.print_exc()
         cell.seconds = time.perf_counter() - start
-        atomic_write_json(state_path, _state(spec, cells, out, "running"))
-        results = _write_outputs(spec, cells, out, stats)
-        print(status_table(spec, cells), file=stream, flush=True)
-    final = "failed" if any(c.status == "failed" for c in cells) else "complete"
-    atomic_write_json(state_path, _state(spec, cells, out, final))
+        save("running", outputs=True)
+        say(status_table(spec, cells))
+    save("failed" if any(c.status == "failed" for c in cells) else "complete")
     if not todo:
-        print(status_table(spec, cells), file=stream, flush=True)
+        say(status_table(spec, cells))
     return GridResult(out, cells, results)
 
 
