@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ..serve import add_serve_parser
     from .report_cli import add_report_parsers
 
+    from ..harness.prepare import add_prepare_parser
+
     add_serve_parser(sub)
     add_report_parsers(sub)
+    add_prepare_parser(sub)
 
     bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
     bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
@@ -284,6 +287,7 @@ def _report_command(name: str):
 
 
 COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve,
+            "prepare": lambda args: __import__("aligngpt.harness.prepare", fromlist=["cmd_prepare"]).cmd_prepare(args),
             "grid": _report_command("grid"), "table": _report_command("table"), "plot": _report_command("plot")}
 
 
