@@ -75,6 +75,10 @@ class AlignGPTPreTrainedModel(PreTrainedModel):
 
 
 class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
+    # Our loss is the plain per-batch mean (as transformers 4.31); the Trainer must not pass
+    # num_items_in_batch and rescale it.
+    accepts_loss_kwargs = False
+
     def __init__(self, config: AlignGPTConfig):
         super().__init__(config)
         self.model = LlamaModel(config)
