@@ -109,6 +109,12 @@ class TrainOptions:
     ddp_backend: str | None = None
     max_samples: int | None = None
     disable_tqdm: bool | None = None
+    eval_tasks: str | None = None  # comma-separated toy/benchmark tasks evaluated during training
+    eval_every: int = 0
+    eval_limit: int | None = None
+    eval_data_root: str | None = None
+    eval_batch_size: int = 8
+    eval_max_new_tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Further ``TrainingArguments`` fields, passed through unchanged."""
 
@@ -304,6 +310,10 @@ def train(opts: TrainOptions, callbacks: list | None = None) -> TrainResult:
     args = training_arguments(opts, has_text_only)
     if args.should_save:
         _write_args(opts)
+    callbacks = list(callbacks or [])
+    eval_callback = _eval_callback(opts, processor)
+    if eval_callback is not None:
+        callbacks.append(eval_callback)
     trainer = AlignGPTTrainer(
         model=model,
         args=args,
@@ -315,6 +325,8 @@ def train(opts: TrainOptions, callbacks: list | None = None) -> TrainResult:
         modality_lengths=lengths if opts.group_by_modality_length else None,
         mm_projector_lr=opts.mm_projector_lr,
     )
+    if eval_callback is not None:
+        eval_callback.trainer = trainer
     trainable, total = count_parameters(model)
     log.info("stage %s: %d of %d parameters trainable", opts.stage, trainable, total)
     resume = opts.resume_from_checkpoint
@@ -323,6 +335,20 @@ def train(opts: TrainOptions, callbacks: list | None = None) -> TrainResult:
     trainer.train(resume_from_checkpoint=resume)
     _save_final(trainer, opts, processor)
     return TrainResult(Path(opts.output_dir), list(trainer.state.log_history), trainable, total, trainer.state.global_step)
+
+
+def _eval_callback(opts: TrainOptions, processor):
+    """``--eval-tasks``: benchmark metrics every ``--eval-every`` steps (stage 2 models answer)."""
+    if not opts.eval_tasks or opts.eval_every <= 0:
+        return None
+    from aligngpt.harness.toy import toy_data_root
+
+    from .eval_callback import HarnessEvalCallback
+
+    tasks = [t.strip() for t in opts.eval_tasks.split(",") if t.strip()]
+    root = opts.eval_data_root or str(toy_data_root())
+    return HarnessEvalCallback(tasks, root, every=opts.eval_every, processor=processor, limit=opts.eval_limit,
+                               batch_size=opts.eval_batch_size, max_new_tokens=opts.eval_max_new_tokens)
 
 
 def _save_final(trainer, opts: TrainOptions, processor) -> None:
