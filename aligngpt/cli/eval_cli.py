@@ -266,6 +266,10 @@ def cmd_bench(args) -> int:
         print(f"prefill: {g['prefill_flops_per_s'] / 1e12:.1f} TFLOP/s = {100 * g['prefill_fraction_of_peak']:.1f}% of measured "
               f"{g['matmul_flops'] / 1e12:.1f} TFLOP/s; decode: {g['decode_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s = "
               f"{100 * g['decode_fraction_of_peak']:.1f}% of measured {g['copy_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s")
+    if report.training:
+        print("training step (forward + backward):")
+        print(tabulate([(t["mode"], t["batch"], t["tokens"], f"{t['tokens_per_s']:.0f}", f"{t['loss']:.6f}") for t in report.training],
+                       headers=["assembly", "batch", "tokens", "tokens/s", "loss"], tablefmt="github"))
     if args.out:
         atomic_write_json(args.out, report.to_dict())
     return 0

@@ -41,6 +41,7 @@ class BenchReport:
     new_tokens: int
     rows: list[BenchRow] = field(default_factory=list)
     gpu: dict | None = None
+    training: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -117,6 +118,8 @@ def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tok
                                     stats.samples_per_s / ref_rate, same))
     if device.type == "cuda":
         report.gpu = gpu_roofline(model, processor, samples, batch_size=max(batch_sizes), pad_to_square=pad_to_square)
+    if model.config.vision_config is not None:
+        report.training = training_step_bench(model, processor)
     return report
 
 
@@ -224,3 +227,66 @@ def random_7b_model(device: str = "cuda", dtype=torch.float16):
             else:
                 p.normal_(0.0, 0.02, generator=gen)
     return model.eval()
+
+
+# ---------------------------------------------------------------------------- training step
+def training_step_bench(model, processor, *, samples: int = 16, steps: int = 3, answer_words: int = 12) -> list[dict]:
+    """Tokens/s of one forward+backward training step with the vectorised assembly vs the
+    reference-style per-sample loop (same batch, same model; the loss is checked equal)."""
+    from ..constants import IGNORE_INDEX
+    from ..modeling.modeling_aligngpt import causal_lm_loss
+    from .reference_assembly import assemble_per_sample
+
+    device = next(model.parameters()).device
+    work = synthetic_workload(samples, processor.image_settings.crop_height, seed=1)
+    rows, labels = [], []
+    for s in work:
+        prompt = processor.build_prompt(s.question, has_image=True) + " " + " ".join(["yes"] * answer_words)
+        ids = processor.tokenize(prompt)
+        rows.append(ids)
+        labels.append([IGNORE_INDEX] * (len(ids) - answer_words) + ids[-answer_words:])
+    input_ids, mask = processor.pad(rows, padding_side="right")
+    lab = torch.full_like(input_ids, IGNORE_INDEX)
+    for i, l in enumerate(labels):
+        lab[i, : len(l)] = torch.tensor(l)
+    images = processor.preprocess_images([open_image(s.image) for s in work]).to(device)
+    input_ids, mask, lab = input_ids.to(device), mask.to(device), lab.to(device)
+    was_training = model.training
+    model.train()
+
+    def vectorised():
+        out = model(input_ids=input_ids, attention_mask=mask, images=images, labels=lab, padding_side="right")
+        out.loss.backward()
+        return out.loss.detach(), int(out.attention_mask.sum())
+
+    def per_sample():
+        feats = model.encode_images(images)
+        slots = model.align_indicators.compose("global", None, input_ids.shape[0]) if model.align_indicators is not None else None
+        embeds, attn, pos, new_labels = assemble_per_sample(model, input_ids, mask, feats, lab, slots)
+        hidden = model.model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos).last_hidden_state
+        loss = causal_lm_loss(model.lm_head(hidden).float(), new_labels)
+        loss.backward()
+        return loss.detach(), int(attn.sum())
+
+    results = []
+    mode_backup = model.config.align_mode
+    model.config.align_mode = "global"  # both paths build the same sequence
+    try:
+        for name, fn in (("vectorised assembly", vectorised), ("per-sample assembly (reference style)", per_sample)):
+            fn()  # warm-up
+            model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                loss, tokens = fn()
+                model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = (time.perf_counter() - t0) / steps
+            results.append({"mode": name, "batch": samples, "tokens": tokens, "step_s": elapsed,
+                            "tokens_per_s": tokens / elapsed, "loss": float(loss)})
+    finally:
+        model.config.align_mode = mode_backup
+        model.train(was_training)
+    return results

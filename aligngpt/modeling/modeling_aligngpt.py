@@ -286,31 +286,35 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
     ):
         """Greedy or sampled decoding with a KV cache; returns only the new tokens.
 
-        Rows are left-padded internally, finished rows are padded with ``pad_token_id`` after
-        their EOS, and decoding stops when every row has finished or the budget is spent.
-        Greedy output per row is independent of the other rows in the batch.
+        Any input padding is accepted; finished rows are padded with ``pad_token_id`` after their
+        EOS, and decoding stops when every row has finished or the budget is spent. Greedy output
+        per row is independent of the other rows in the batch.
         """
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
         pad = 0 if pad is None else pad
         if do_sample and temperature <= 0:
             do_sample = False
-        out = self.forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            images=images,
-            align_mode=align_mode,
-            use_cache=True,
-            cache=DynamicCache(config=self.config),
-            padding_side="left",
-            logits_to_keep=1,
+        # Prefill right-padded with no padding mask: under causal attention a real token only
+        # sees earlier real tokens, so pads at the end cannot change it, and every row runs the
+        # same unmasked causal kernel a batch of one runs. Pads are masked from decode on.
+        mb, weights = self.prepare_multimodal_inputs(
+            input_ids, attention_mask, images, None, None, align_mode, padding_side="right"
         )
-        cache, mask, positions = out.cache, out.attention_mask, out.position_ids
+        hidden, cache = self._lm(
+            inputs_embeds=mb.inputs_embeds,
+            attention_mask=None,
+            position_ids=mb.position_ids,
+            cache=DynamicCache(config=self.config),
+            use_cache=True,
+        )
         batch = input_ids.shape[0]
-        next_pos = positions[:, -1:] + 1
+        rows = torch.arange(batch, device=hidden.device)
+        logits = self.lm_head(hidden[rows, mb.lengths - 1]).float()
+        mask = mb.attention_mask
+        next_pos = mb.lengths[:, None].clone()
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         produced: list[torch.Tensor] = []
-        logits = out.logits[:, -1]
         for step in range(max_new_tokens):
             token = _choose(logits, do_sample, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, pad), token)
@@ -331,7 +335,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
             logits = self.lm_head(hidden[:, -1]).float()
         sequences = torch.stack(produced, dim=1) if produced else input_ids.new_zeros(batch, 0)
         if return_dict:
-            return GenerationOutput(sequences=sequences, alignment_weights=out.alignment_weights)
+            return GenerationOutput(sequences=sequences, alignment_weights=weights)
         return sequences
 
 
