@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from aligngpt.data.base import Sample
 from aligngpt.data.loaders.vizwiz import ANSWER_TYPES
+from aligngpt.evaluators.upload import validate_upload
 from aligngpt.errors import DataError
 from aligngpt.io import atomic_write_text, read_json
 
@@ -48,30 +49,8 @@ def validate_vizwiz_submission(path: str | Path, all_images: Iterable[str]) -> i
     A JSON list of objects with exactly ``image`` (str) and ``answer`` (str); every image of
     ``all_images`` exactly once and no other. Raises :class:`DataError` naming the file and entry.
     """
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataError(path, f"expected a JSON list, got {type(data).__name__}")
-    expected = set(all_images)
-    seen: set[str] = set()
-    for i, entry in enumerate(data):
-        where = f"entry {i}: "
-        if not isinstance(entry, dict) or set(entry) != {"image", "answer"}:
-            raise DataError(path, f"{where}expected an object with exactly 'image' and 'answer'")
-        image, answer = entry["image"], entry["answer"]
-        if not isinstance(image, str):
-            raise DataError(path, f"{where}image {image!r} is not a string")
-        if not isinstance(answer, str):
-            raise DataError(path, f"{where}answer for {image} is not a string")
-        if image in seen:
-            raise DataError(path, f"{where}image {image} appears twice")
-        if image not in expected:
-            raise DataError(path, f"{where}image {image} is not a test question")
-        seen.add(image)
-    missing = expected - seen
-    if missing:
-        raise DataError(path, f"{len(missing)} test image(s) have no entry (e.g. {', '.join(sorted(missing)[:3])})")
-    return len(data)
+    return validate_upload(path, "image", all_images, id_is_valid=lambda q: isinstance(q, str),
+                           id_kind="a string", universe="test", item="image")
 
 
 class VizWizSubmissionEvaluator(Evaluator):

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from aligngpt.data.base import Sample
 from aligngpt.data.loaders.vqav2 import ANSWER_TYPES, submission_question_ids
+from aligngpt.evaluators.upload import validate_upload
 from aligngpt.errors import DataError
 from aligngpt.io import atomic_write_text, read_json
 
@@ -85,31 +86,8 @@ def validate_vqav2_submission(path: str | Path, all_ids: Iterable[int]) -> int:
     A JSON list of objects with exactly ``question_id`` (int) and ``answer`` (str); every id of
     ``all_ids`` exactly once and no other. Raises :class:`DataError` naming the file and entry.
     """
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataError(path, f"expected a JSON list, got {type(data).__name__}")
-    expected = set(all_ids)
-    seen: set[int] = set()
-    for i, entry in enumerate(data):
-        where = f"entry {i}: "
-        if not isinstance(entry, dict) or set(entry) != {"question_id", "answer"}:
-            raise DataError(path, f"{where}expected an object with exactly 'question_id' and 'answer'")
-        qid, answer = entry["question_id"], entry["answer"]
-        if not isinstance(qid, int) or isinstance(qid, bool):
-            raise DataError(path, f"{where}question_id {qid!r} is not an integer")
-        if not isinstance(answer, str):
-            raise DataError(path, f"{where}answer for question {qid} is not a string")
-        if qid in seen:
-            raise DataError(path, f"{where}question_id {qid} appears twice")
-        if qid not in expected:
-            raise DataError(path, f"{where}question_id {qid} is not a test2015 question")
-        seen.add(qid)
-    missing = expected - seen
-    if missing:
-        raise DataError(path, f"{len(missing)} test2015 question(s) have no entry "
-                              f"(e.g. {', '.join(map(str, sorted(missing)[:3]))})")
-    return len(data)
+    return validate_upload(path, "question_id", all_ids, id_is_valid=lambda q: isinstance(q, int) and not isinstance(q, bool),
+                           id_kind="an integer", universe="test2015", key_label="question ")
 
 
 class VQAv2SubmissionEvaluator(Evaluator):

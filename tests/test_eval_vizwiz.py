@@ -97,7 +97,7 @@ def test_submission_needs_every_answer_and_skips_limited_runs(vz_root, tmp_path)
     ([{"image": "a.jpg", "answer": None}], "entry 0: answer for a.jpg is not a string"),
     ([{"image": "a.jpg"}], "entry 0: expected an object with exactly 'image' and 'answer'"),
     ([{"image": "a.jpg", "answer": "x"}, {"image": "a.jpg", "answer": "y"}], "entry 1: image a.jpg appears twice"),
-    ([{"image": "c.jpg", "answer": "x"}], "entry 0: image c.jpg is not a test question"),
+    ([{"image": "c.jpg", "answer": "x"}], "entry 0: image c.jpg is not a test image"),
 ])
 def test_validator_rejects_schema_errors(tmp_path, payload, message):
     path = tmp_path / "upload.json"

@@ -199,17 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except AlignGPTError as exc:
-        print(f"aligngpt-eval: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("aligngpt-eval: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    """``python -m aligngpt.cli.report_cli grid|table|plot ...`` = ``aligngpt-eval grid|table|plot ...``."""
+    from .eval_cli import main as eval_main
+
+    return eval_main(argv)
 
 
 if __name__ == "__main__":
