@@ -20,6 +20,9 @@ class DataError(AlignGPTError):
             where = f"{where}:{line}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # picklable across DataLoader workers
+        return (type(self), (self.path, self.message, self.line))
+
 
 class ConfigError(AlignGPTError):
     """Bad option, unknown task/evaluator, or an unusable checkpoint."""

@@ -336,6 +336,10 @@ class JudgeClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
+    def _scrub(self, text: str) -> str:
+        """``text`` with the API key replaced (error messages end up in samples files and logs)."""
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
     def _once(self, payload: bytes) -> JudgeReply:
         request = urllib.request.Request(self.endpoint, data=payload, headers=self._headers(), method="POST")
         try:
@@ -343,12 +347,13 @@ class JudgeClient:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             status = exc.code
-            try:
-                snippet = exc.read(200).decode("utf-8", "replace")
+            try:  # read enough to scrub a key echoed anywhere in the part we quote
+                snippet = self._scrub(exc.read(65536).decode("utf-8", "replace"))
             except Exception:  # noqa: BLE001 - the body is only for the message
                 snippet = ""
             finally:
                 exc.close()
+            # A server may echo the Authorization header in its error body: never keep the key.
             message = f"HTTP {status} from judge: {snippet.strip()[:200]}"
             if status == 429 or status >= 500:
                 raise _Retriable(message, _retry_after(exc.headers)) from None
@@ -356,7 +361,9 @@ class JudgeClient:
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
                 http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
-            raise _Retriable(f"judge connection failed: {type(reason).__name__}: {reason}") from None
+            raise _Retriable(self._scrub(f"judge connection failed: {type(reason).__name__}: {reason}")) from None
+        if self._api_key and self._api_key.encode() in raw:  # never quote, cache or record the key
+            raw = raw.replace(self._api_key.encode(), b"[redacted]")
         return _parse_completion(raw)
 
     def _post(self, body: Mapping[str, Any]) -> JudgeReply:

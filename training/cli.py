@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except AlignGPTError as exc:
         print(f"aligngpt-train: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only output folder, permission denied
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"aligngpt-train: error: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageFile
+from PIL import Image
 
 from aligngpt.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from aligngpt.data.images import truncated_images_allowed
 from aligngpt.data.base import resolve_image_path
 from aligngpt.errors import DataError
 from aligngpt.processing import ImageProcessorSettings, LlamaSPTokenizer
@@ -85,9 +86,8 @@ class TrainingDataset(torch.utils.data.Dataset):
 
     def _image(self, rec: dict, k: int) -> torch.Tensor:
         path = resolve_image_path(self.image_folder, rec["image"], source_file=self.path)
-        ImageFile.LOAD_TRUNCATED_IMAGES = True  # as the reference dataset
         try:
-            with Image.open(path) as im:
+            with truncated_images_allowed(), Image.open(path) as im:  # as the reference dataset
                 image = im.convert("RGB")
         except (OSError, ValueError) as exc:
             raise DataError(self.path, f"{where(rec, k)}: cannot read image {path}: {exc}") from None

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageFile
+from PIL import Image
 
 from aligngpt.data.base import resolve_image_path
+from aligngpt.data.images import truncated_images_allowed
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.io import atomic_write_json
 from aligngpt.processing.image import ImageProcessorSettings, preprocess_images
@@ -153,7 +154,11 @@ def _first(batch):
 # ---------------------------------------------------------------------------- the command
 def score_alignment(opts: ScoreOptions) -> dict[str, Any]:
     """Score (resuming from the journal), bucket, write the data, the report and the histogram."""
-    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as the reference's training data loader
+    with truncated_images_allowed():  # as the reference's training data loader
+        return _score_alignment(opts)
+
+
+def _score_alignment(opts: ScoreOptions) -> dict[str, Any]:
     if opts.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if Path(opts.out).resolve() == Path(opts.data).resolve():

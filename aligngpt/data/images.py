@@ -1,11 +1,23 @@
-"""Opening benchmark images safely: clear errors naming the item, decompression-bomb guard."""
+"""Opening benchmark images safely: clear errors naming the item, decompression-bomb guard.
+
+Policy for a bad image during ``run`` (corrupt, truncated, empty, missing, or above
+:data:`MAX_PIXELS`): the run stops with one :class:`DataError` naming the question id and the
+file; it is never skipped silently, since a benchmark score over fewer questions is not the
+benchmark's score. Batches answered before it stay in the journal (``run_state.json`` says
+``failed`` and why), so after the file is fixed the same command resumes where it stopped.
+CMYK, palette, 1-bit, grey+alpha and RGBA images are converted to RGB by PIL as the reference
+does; 16-bit greyscale is scaled to 8 bits first (PIL's own conversion would clip it to white).
+"""
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
 
-from PIL import Image
+from contextlib import contextmanager
+from typing import Iterator
+
+from PIL import Image, ImageFile
 
 from ..errors import DataError
 from .base import ImageRef
@@ -45,3 +57,15 @@ def open_image(ref: ImageRef, *, item: str = "") -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda v: v / 256).convert("L")  # 16-bit -> 8-bit before RGB
     return image
+
+
+@contextmanager
+def truncated_images_allowed() -> Iterator[None]:
+    """PIL's ``LOAD_TRUNCATED_IMAGES`` for the reference's training loaders, scoped so that an
+    evaluation later in the same process (e.g. the trainer callback) still refuses truncated files."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous

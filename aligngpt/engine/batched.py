@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.base import Sample
 from ..data.images import open_image
+from ..errors import DataError
 from ..processing.processor import AlignGPTProcessor
 
 
@@ -43,6 +44,17 @@ class EngineStats:
         return 1.0 - self.model_s / self.wall_s if self.wall_s else 0.0
 
 
+@dataclass
+class _ItemError:
+    """A bad input met while decoding, carried to the main process as data: torch re-raises a
+    worker's exception as ``RuntimeError(traceback text)``, which would turn the one-line
+    :class:`DataError` (question id + file) into a traceback under ``--num-workers``."""
+
+    path: str | None
+    message: str
+    line: int | None
+
+
 class _PromptDataset(Dataset):
     def __init__(self, samples, prompts, token_ids, processor, pad_to_square):
         self.samples, self.prompts, self.token_ids = samples, prompts, token_ids
@@ -55,7 +67,10 @@ class _PromptDataset(Dataset):
         sample = self.samples[i]
         pixels = None
         if sample.image is not None:
-            image = open_image(sample.image, item=f"question {sample.question_id}")
+            try:
+                image = open_image(sample.image, item=f"question {sample.question_id}")
+            except DataError as exc:
+                return i, _ItemError(exc.path, exc.message, exc.line)
             pixels = self.processor.preprocess_images([image], self.pad_to_square)[0]
         return i, pixels
 
@@ -117,6 +132,9 @@ class InferenceEngine:
         results: list[Prediction] = []
         eos = self.model.config.eos_token_id
         for items in loader:
+            bad = next((p for _, p in items if isinstance(p, _ItemError)), None)
+            if bad is not None:  # stop before this batch; the earlier ones are already handed over
+                raise DataError(bad.path, bad.message, bad.line)
             rows = [token_ids[i] for i, _ in items]
             input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
             pixels = [p for _, p in items if p is not None]

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import atomic_write_text, with_filename
 
 
 def _read_valid(path: Path, records: dict[str, dict], repair: bool) -> None:
@@ -65,9 +65,12 @@ class PredictionJournal:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk: name the journal; a torn tail is cut on resume
+            raise with_filename(exc, self.path) from None
         for r in fresh:
             self.records[str(r["key"])] = r

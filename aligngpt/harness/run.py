@@ -214,9 +214,18 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
         return RunResult(run_dir, results)
     except AlignGPTError as exc:
         if dist.is_main:
-            write_state(run_dir, "failed", reason=str(exc))
+            _record_failure(run_dir, str(exc))
         raise
     except BaseException as exc:
         if dist.is_main:
-            write_state(run_dir, "failed", reason=f"{type(exc).__name__}: {exc}")
+            _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _record_failure(run_dir: Path, reason: str) -> None:
+    """Best effort: on a full or read-only disk the state file cannot be written either, and
+    that second error must not replace the one the user needs to see."""
+    try:
+        write_state(run_dir, "failed", reason=reason)
+    except OSError:
+        pass

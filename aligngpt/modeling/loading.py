@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,11 +101,24 @@ def weight_files(folder: Path) -> list[Path]:
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as exc:  # truncated or not a safetensors file
+            raise ConfigError(f"{path}: cannot read checkpoint weights ({exc})") from None
     # weights_only: tensors and plain containers only, never arbitrary pickled objects.
-    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message suggests weights_only=False; we never do that (it runs code).
+        lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+        why = next((l for l in lines if "GLOBAL" in l), lines[0] if lines else type(exc).__name__)
+        raise ConfigError(f"{path}: refused: the file holds pickled objects other than tensors, which are "
+                          f"never unpickled ({why[:200]}); convert the checkpoint to safetensors") from None
+    except (RuntimeError, EOFError) as exc:  # truncated or not a torch zip/pickle file
+        raise ConfigError(f"{path}: cannot read checkpoint weights ({str(exc).strip()[:200]})") from None
 
 
 # ---------------------------------------------------------------------------- vision tower

@@ -13,6 +13,7 @@ The ``N-1`` gate weights in ``samples.jsonl`` are therefore shown as the paper's
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..io import atomic_write_bytes
 from ..io import iter_jsonl
 from .stats import metric_at
 from .tables import COLUMNS
@@ -70,8 +72,10 @@ def save_figure(fig, prefix: str | Path) -> list[Path]:
         prefix = prefix.with_suffix("")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".pdf")
-    fig.savefig(png, format="png", bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(pdf, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
+    for path, fmt, meta in ((png, "png", {"Software": None}), (pdf, "pdf", {"CreationDate": None, "ModDate": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, bbox_inches="tight", metadata=meta)
+        atomic_write_bytes(path, buf.getvalue())  # a killed plot never leaves half a figure
     return [png, pdf]
 
 

@@ -56,8 +56,12 @@ def load_llava_bench_local(data_root: Path, **_: Any) -> list[Sample]:
         raise DataError(a_path, f"reference answer without a question: {q_path.name} has {len(questions)} lines",
                         line=references[len(questions)][0])
     samples: list[Sample] = []
+    first_line: dict[str, int] = {}
     for (q_line, q), (a_line, a) in zip(questions, references):
         qid = _field(q, "question_id", q_path, q_line, (int, str))
+        if str(qid) in first_line:
+            raise DataError(q_path, f"duplicate question_id {qid!r} (first on line {first_line[str(qid)]})", line=q_line)
+        first_line[str(qid)] = q_line
         image = _field(q, "image", q_path, q_line)
         category = _field(q, "category", q_path, q_line)
         reference = _field(a, "text", a_path, a_line)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -179,8 +180,13 @@ def read_mmbench_tsv(path: str | Path, lang: str) -> list[Sample]:
         raise DataError(path, "file not found")
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(path, f"not a readable MMBench TSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text ({exc.reason})", line=_first_non_utf8_line(path)) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        # pandas names the physical line in its message ("Expected 14 fields in line 5, saw 16").
+        found = re.search(r"\bline (\d+)", str(exc))
+        raise DataError(path, f"not a readable MMBench TSV: {str(exc).strip()}",
+                        line=int(found.group(1)) if found else None) from None
     missing = [c for c in ("index", "question", "A", "B", "image") if c not in frame.columns]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)}", line=1)
@@ -201,6 +207,17 @@ def read_mmbench_tsv(path: str | Path, lang: str) -> list[Sample]:
         return _decode_image(row.get("image"), by_index, path, line)
 
     return _make_samples(rows, lang, path, image_of)
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """1-based number of the first line that is not UTF-8 (pandas reports only a byte offset)."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return None
 
 
 def _find_file(data_root: Path, task: str) -> Path:
@@ -261,7 +278,11 @@ def load_hf_rows(hf_path: str, config: str | None, split: str, cache_dir: str | 
 
 
 def image_bytes(cell: Any, where: Any, line: int | None = None) -> bytes | None:
-    """Encoded image bytes from an HF image cell (``{"bytes", "path"}``, raw bytes or PIL)."""
+    """Encoded image bytes from an HF image cell (``{"bytes", "path"}``, raw bytes or PIL).
+
+    A cell's ``path`` is never followed (as in :func:`gqa.image_bytes`): a data file must not
+    make us read arbitrary files from the local disk.
+    """
     if cell is None:
         return None
     if isinstance(cell, (bytes, bytearray)):
@@ -269,9 +290,7 @@ def image_bytes(cell: Any, where: Any, line: int | None = None) -> bytes | None:
     if isinstance(cell, dict):
         if cell.get("bytes"):
             return bytes(cell["bytes"])
-        if cell.get("path") and Path(cell["path"]).is_file():
-            return Path(cell["path"]).read_bytes()
-        raise DataError(where, "image cell has neither bytes nor a readable path", line=line)
+        raise DataError(where, "image cell holds no encoded bytes (paths in cells are not followed)", line=line)
     if hasattr(cell, "save"):  # a decoded PIL image
         import io
 

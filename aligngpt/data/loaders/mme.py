@@ -81,14 +81,18 @@ def read_gt_file(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise DataError(path, "file not found")
     out: dict[str, str] = {}
-    with open(path, "r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            fields = line.strip().split("\t")
-            if len(fields) != 2:
-                raise DataError(path, f"expected 'question<TAB>answer', got {len(fields)} field(s)", line=lineno)
-            out[fields[0]] = fields[1]
+    # bytes.splitlines() breaks lines where text mode's universal newlines would
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(path, f"not UTF-8 text ({exc.reason})", line=lineno) from None
+        if not line.strip():
+            continue
+        fields = line.strip().split("\t")
+        if len(fields) != 2:
+            raise DataError(path, f"expected 'question<TAB>answer', got {len(fields)} field(s)", line=lineno)
+        out[fields[0]] = fields[1]
     return out
 
 
@@ -107,6 +111,7 @@ def load_mme_local(data_root: Path) -> list[Sample]:
     release = data_root / RELEASE_DIR
     gt_cache: dict[Path, dict[str, str]] = {}
     occurrences: dict[str, int] = {}
+    first_line: dict[tuple[str, str], int] = {}
     samples: list[Sample] = []
     for lineno, row in iter_jsonl(jsonl):
         if not isinstance(row, dict):
@@ -126,12 +131,17 @@ def load_mme_local(data_root: Path) -> list[Sample]:
         found = next((c for c in gt_question_candidates(text) if c in gt), None)
         if found is None:
             raise DataError(jsonl, f"no ground truth for this question in {gt_path}", line=lineno)
+        image = resolve_image_path(bench, row["image"], source_file=jsonl, line=lineno)
+        if (qid, text) in first_line:  # a repeated line would be scored twice for its image
+            raise DataError(jsonl, f"duplicate question for {qid!r} (same text as line {first_line[qid, text]})",
+                            line=lineno)
+        first_line[qid, text] = lineno
         k = occurrences.get(qid, 0)
         occurrences[qid] = k + 1
         samples.append(Sample(
             question_id=f"{qid}#{k}",
             question=text,
-            image=resolve_image_path(bench, row["image"], source_file=jsonl, line=lineno),
+            image=image,
             target={"answer": _check_answer(gt[found], source=gt_path, line=None), "category": category,
                     "image": f"{category}/{gt_name[:-4]}"},
             meta={"category": category, "answer_question_id": qid, "gt_question": found},

@@ -51,9 +51,14 @@ def load_mmvet_local(data_root: Path, **_: Any) -> list[Sample]:
     if not images.is_dir() and (root / "mm-vet" / "images").is_dir():
         images = root / "mm-vet" / "images"
     samples: list[Sample] = []
+    seen: dict[str, int] = {}
     for line, obj in iter_jsonl(q_path):
         if not isinstance(obj, dict) or not all(k in obj for k in ("question_id", "image", "text")):
             raise DataError(q_path, "expected fields question_id, image, text", line=line)
+        if str(obj["question_id"]) in seen:
+            raise DataError(q_path, f"duplicate question_id {obj['question_id']!r} (first on line "
+                            f"{seen[str(obj['question_id'])]})", line=line)
+        seen[str(obj["question_id"])] = line
         key = mmvet_key(obj["question_id"])
         if key not in truth:
             raise DataError(q_path, f"question {obj['question_id']!r} has no entry {key!r} in {gt_path.name}",
