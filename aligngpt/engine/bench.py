@@ -30,6 +30,7 @@ class BenchRow:
     outside_model_share: float
     speedup_vs_reference: float = 1.0
     identical_to_reference: bool = True
+    speedup_vs_own_batch1_loop: float | None = None
 
 
 @dataclass
@@ -84,6 +85,45 @@ def reference_loop(model, processor, samples, *, max_new_tokens: int, pad_to_squ
     return texts, wall, model_s
 
 
+def faithful_reference_loop(model, processor, samples, *, max_new_tokens: int, pad_to_square: bool,
+                            template: str = "vicuna_v1"):
+    """The official driver's numerics at batch 1: transformers 4.31 had eager attention only and
+    its ``generate`` computed the LM head over the whole prompt at prefill. Same weights (the
+    model's attention implementation is switched to eager for the duration), same greedy rule."""
+    from transformers.cache_utils import DynamicCache
+
+    device = next(model.parameters()).device
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    texts, model_s = [], 0.0
+    start = time.perf_counter()
+    try:
+        for s in samples:
+            prompt = processor.build_prompt(s.question, has_image=True, template=template)
+            batch = processor([prompt], [open_image(s.image)], pad_to_square=pad_to_square)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                            images=batch["images"].to(device), use_cache=True, cache=DynamicCache(config=model.config))
+                cache, pos = out.cache, out.position_ids[:, -1:] + 1
+                logits, produced = out.logits[:, -1], []
+                for step in range(max_new_tokens):
+                    token = logits.argmax(-1)
+                    produced.append(int(token))
+                    if int(token) == model.config.eos_token_id or step == max_new_tokens - 1:
+                        break
+                    hidden, cache = model._lm(input_ids=token[:, None], position_ids=pos, cache=cache, use_cache=True)
+                    pos = pos + 1
+                    logits = model.lm_head(hidden[:, -1]).float()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            model_s += time.perf_counter() - t0
+            texts.append(processor.batch_decode([produced])[0].strip())
+    finally:
+        model.set_attn_implementation(previous)
+    return texts, time.perf_counter() - start, model_s
+
+
 def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tokens: int = 12,
               batch_sizes=(1, 8, 16, 32), pad_to_square: bool = True, repeats: int = 2) -> BenchReport:
     """Each mode is warmed up, then timed ``repeats`` times; the fastest pass is reported
@@ -105,7 +145,13 @@ def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tok
     report = BenchReport(model_name, str(device), str(next(model.parameters()).dtype).replace("torch.", ""),
                          questions, new_tokens)
     ref_rate = questions / ref_wall
-    report.rows.append(BenchRow("reference batch-1 loop", 1, ref_rate, ref_wall, 1 - ref_model / ref_wall))
+    faithful = min((faithful_reference_loop(model, processor, samples, max_new_tokens=new_tokens,
+                                            pad_to_square=pad_to_square) for _ in range(repeats)), key=lambda r: r[1])
+    faithful_rate = questions / faithful[1]
+    report.rows.append(BenchRow("reference-faithful batch-1 loop (eager, full prefill logits)", 1, faithful_rate,
+                                faithful[1], 1 - faithful[2] / faithful[1], 1.0, faithful[0] == ref_texts))
+    report.rows.append(BenchRow("batch-1 loop with our kernels (one generate per question)", 1, ref_rate, ref_wall,
+                                1 - ref_model / ref_wall, ref_rate / faithful_rate, True))
     for bs in batch_sizes:
         preds, stats = min(
             (engine.generate(samples, template="vicuna_v1", max_new_tokens=new_tokens, pad_to_square=pad_to_square,
@@ -115,7 +161,8 @@ def run_bench(model, processor, *, model_name: str, questions: int = 64, new_tok
         texts = {p.key: p.text for p in preds}
         same = all(texts[str(i)] == t for i, t in enumerate(ref_texts))
         report.rows.append(BenchRow("engine", bs, stats.samples_per_s, stats.wall_s, stats.outside_model_share,
-                                    stats.samples_per_s / ref_rate, same))
+                                    stats.samples_per_s / faithful_rate, same))
+        report.rows[-1].speedup_vs_own_batch1_loop = stats.samples_per_s / ref_rate
     if device.type == "cuda":
         report.gpu = gpu_roofline(model, processor, samples, batch_size=max(batch_sizes), pad_to_square=pad_to_square)
     if model.config.vision_config is not None:
