@@ -1,0 +1,118 @@
+"""The stand-in for Vicuna: a tiny Llama, briefly pretrained on toy text.
+
+The 7B recipe starts from Vicuna-7B-v1.5, a chat-tuned LLM that already speaks the language and
+the ``vicuna_v1`` chat format. Our stand-in gets the same two things cheaply: causal language
+modelling on the toy captions and on the instruction conversations rendered as text-only chats
+(system prompt, ``USER:`` / ``ASSISTANT:``, answers ending in ``</s>``; the ``<image>`` tag is
+dropped, so visual questions only teach the format and answer priors). Documents are tokenised
+with the recipe's sentencepiece model, joined and cut into fixed-length blocks (the usual
+LM-pretraining packing). The folder it writes is what ``aligngpt-train --model`` expects of a
+Llama/Vicuna checkpoint: ``config.json``, ``model.safetensors``, ``tokenizer.model`` and
+``tokenizer_config.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from aligngpt.processing import LlamaSPTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LMRecipe:
+    hidden_size: int = 128
+    intermediate_size: int = 352
+    num_layers: int = 4
+    num_heads: int = 4
+    max_position_embeddings: int = 1024
+    block_size: int = 128
+    batch_size: int = 32
+    steps: int = 300
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 30
+    seed: int = 0
+
+
+def build_llama(recipe: LMRecipe, tokenizer: LlamaSPTokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers, num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads, max_position_embeddings=recipe.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False, initializer_range=0.02, rms_norm_eps=1e-5,
+    )
+    torch.manual_seed(recipe.seed)
+    return LlamaForCausalLM(config)
+
+
+def pack(documents: Sequence[str], tokenizer: LlamaSPTokenizer, block: int) -> torch.Tensor:
+    """``<s> doc </s>`` for each document (no duplicate ``</s>``), joined, cut into blocks."""
+    ids: list[int] = []
+    for doc in documents:
+        piece = tokenizer.encode(doc)
+        if piece[-1] != tokenizer.eos_token_id:
+            piece.append(tokenizer.eos_token_id)
+        ids.extend(piece)
+    n = len(ids) // block
+    return torch.tensor(ids[: n * block], dtype=torch.long).view(n, block)
+
+
+def _lr_at(step: int, recipe: LMRecipe) -> float:
+    if step < recipe.warmup_steps:
+        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
+    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_base_lm(documents: Sequence[str], tokenizer_dir: Path, out_dir: Path,
+                  recipe: Optional[LMRecipe] = None) -> dict:
+    """Pretrain the tiny Llama on ``documents`` and save it with the tokenizer files."""
+    recipe = recipe or LMRecipe()
+    started = time.time()
+    tokenizer = LlamaSPTokenizer.from_pretrained(tokenizer_dir)
+    blocks = pack(documents, tokenizer, recipe.block_size)
+    model = build_llama(recipe, tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                            betas=(0.9, 0.95))
+    gen = torch.Generator().manual_seed(recipe.seed)
+    model.train()
+    losses = []
+    order, cursor = torch.randperm(len(blocks), generator=gen), 0
+    for step in range(recipe.steps):
+        if cursor + recipe.batch_size > len(order):
+            order, cursor = torch.randperm(len(blocks), generator=gen), 0
+        batch = blocks[order[cursor: cursor + recipe.batch_size]]
+        cursor += recipe.batch_size
+        loss = model(input_ids=batch, labels=batch).loss
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, recipe)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == recipe.steps - 1:
+            log.info("base LM step %d/%d loss %.4f", step, recipe.steps, losses[-1])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    for name in ("tokenizer.model", "tokenizer_config.json"):
+        shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
+    report = {"recipe": dataclasses.asdict(recipe), "blocks": len(blocks), "tokens": int(blocks.numel()),
+              "final_loss": sum(losses[-20:]) / min(20, len(losses)), "seconds": round(time.time() - started, 1)}
+    (out_dir / "toy_lm_training.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

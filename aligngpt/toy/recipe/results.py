@@ -1,0 +1,154 @@
+"""``results/toy/``: the bundled model's scores on every locally scored toy task, with chance levels.
+
+``metrics.json`` is what the CI regression test (``tests/test_toy_regression.py``) compares
+against; ``README.md`` is the same table for people, with the commands that made it.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: The regression test fails when a headline metric falls more than this many points below the
+#: committed value (MME perception / cognition are sums over subtasks, in points out of 2000 /
+#: 800, so they get a proportionally wider margin).
+TOLERANCE = {"default": 3.0, "mme": 40.0}
+EVAL_COMMAND = "aligngpt-eval run --tasks {tasks} --model toy --batch-size {batch} --fresh"
+
+
+def _chance(task: str) -> dict:
+    from aligngpt.harness.toy import toy_data_root
+    from aligngpt.toy import chance_levels
+
+    return chance_levels(toy_data_root()).get(task, {})
+
+
+def _get(metrics: dict, dotted: str) -> Any:
+    value: Any = metrics
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def headline_rows(results: dict) -> dict[str, dict]:
+    """task -> headline metric, its value, chance, the halfway target and the secondary metrics."""
+    from aligngpt.harness.tasks import load_task
+
+    rows = {}
+    for task, res in results["tasks"].items():
+        spec = load_task(task)
+        key = spec.headline
+        metrics = res["metrics"]
+        chance = _chance(task)
+        extra = {}
+        if task == "mme":
+            key_max = {"perception": 2000.0, "cognition": 800.0}
+            for k in ("perception", "cognition"):
+                extra[k] = {"value": metrics[k], "chance": chance.get(k), "max": key_max[k]}
+        value = _get(metrics, key)
+        top = 2000.0 if (task == "mme" and key == "perception") else 100.0
+        c = chance.get(key)
+        rows[task] = {
+            "headline": key, "value": value, "chance": c, "max": top,
+            "halfway": None if c is None else (c + top) / 2, "n": res["n"], "metrics": metrics,
+            **({"also": extra} if extra else {}),
+        }
+    return rows
+
+
+def write_results(work, results_dir: Path, command: str) -> dict:
+    runs = sorted((Path(work.stage("evaluate")) / "runs").glob("*/results.json"))
+    if not runs:
+        raise FileNotFoundError("no results.json under the evaluate stage")
+    results = json.loads(runs[-1].read_text())
+    timings_file = Path(work.root) / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+    recipe = json.loads(Path(work.recipe_file).read_text())
+    rows = headline_rows(results)
+    tasks = ",".join(rows)
+    out = {
+        "model": "bundled toy model (aligngpt/toy_assets/model)",
+        "data": "bundled toy benchmark data (aligngpt.harness.toy.toy_data_root(), seed 0, 300 questions per task)",
+        "train_command": command,
+        "eval_command": EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16)),
+        "tolerance_points": TOLERANCE,
+        "tasks": rows,
+        "training": {"stage_seconds": {k: v for k, v in timings.items()},
+                     "recipe": recipe},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "machine": platform.machine(), "threads": torch.get_num_threads()},
+    }
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "metrics.json").write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
+    (results_dir / "README.md").write_text(render_readme(out))
+    return out
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def render_readme(out: dict) -> str:
+    lines = [
+        "# Toy results: the bundled model on the bundled toy data",
+        "",
+        "Scores of the bundled tiny AlignGPT (`aligngpt/toy_assets/model/`, trained by the recipe in",
+        "`aligngpt/toy/recipe/`) on every locally scored toy task (300 questions per task; POPE 300 per",
+        "split, MMBench with its circular copies). Synthetic data: these numbers say the pipeline works",
+        "and catch regressions; they are not comparable to the paper's. `halfway` is the midpoint between",
+        "chance and a perfect score, the acceptance bar of the bundled model.",
+        "",
+        "| task | headline metric | score | chance | halfway | n |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for task, row in out["tasks"].items():
+        lines.append(f"| {task} | {row['headline']} | {_fmt(row['value'])} | {_fmt(row['chance'])} | "
+                     f"{_fmt(row['halfway'])} | {row['n']} |")
+        for k, sub in row.get("also", {}).items():
+            if k != row["headline"]:
+                half = None if sub["chance"] is None else (sub["chance"] + sub["max"]) / 2
+                lines.append(f"| {task} | {k} (of {sub['max']:.0f}) | {_fmt(sub['value'])} | {_fmt(sub['chance'])} | "
+                             f"{_fmt(half)} | |")
+    stages = out["training"]["stage_seconds"]
+    train_total = sum(v for k, v in stages.items() if k not in ("evaluate", "results"))
+    lines += [
+        "",
+        "MME perception is out of 2000 (10 subtasks x 200), cognition out of 800 (4 x 200).",
+        "",
+        "## How these numbers were made",
+        "",
+        "Training (data, tokenizer, CLIP, base LM, `aligngpt-train score-alignment` / `pretrain` /",
+        "`finetune`, install into the package, evaluation, this file):",
+        "",
+        "```bash",
+        out["train_command"],
+        "```",
+        "",
+        "Evaluation alone (what `tests/test_toy_regression.py` reruns):",
+        "",
+        "```bash",
+        out["eval_command"],
+        "```",
+        "",
+        f"Stage wall times of the committed run (seconds, {out['environment']['machine']}, "
+        f"torch {out['environment']['torch']}):",
+        "",
+        "| stage | seconds |",
+        "| --- | ---: |",
+    ]
+    for k, v in stages.items():
+        lines.append(f"| {k} | {v:.0f} |")
+    lines += [f"| training total (data .. install) | {train_total:.0f} |", ""]
+    tol = out["tolerance_points"]
+    lines += [
+        "## Regression tolerance",
+        "",
+        f"The CI check fails when a headline metric falls more than {tol['default']:g} points below the value",
+        f"above ({tol['mme']:g} points for MME, whose scores are sums over subtasks).",
+        "",
+    ]
+    return "\n".join(lines)
