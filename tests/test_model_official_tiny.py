@@ -97,3 +97,23 @@ def test_right_padded_forward_equals_left_padded(loaded, official_tiny):
         la = a.logits[i][a.attention_mask[i].bool()]
         lb = b.logits[i][b.attention_mask[i].bool()]
         torch.testing.assert_close(la, lb, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("select_layer", [-2, -1, 1])
+def test_vision_tower_stops_after_selected_layer_without_changing_features(loaded, select_layer):
+    """The truncated tower pass (layers after ``select_layer`` skipped) equals the reference's
+    full ``output_hidden_states`` pass bit for bit, for the released -2 and other choices."""
+    model, _, _ = loaded
+    tower = model.vision_tower
+    saved = tower.select_layer
+    pixels = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    try:
+        tower.select_layer = select_layer
+        tower.skip_unused_layers = True
+        fast = tower(pixels)
+        tower.skip_unused_layers = False
+        full = tower(pixels)
+    finally:
+        tower.select_layer, tower.skip_unused_layers = saved, True
+    assert fast.shape == full.shape == (2, 576, 32)
+    assert torch.equal(fast, full)

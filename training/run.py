@@ -250,6 +250,9 @@ def training_arguments(opts: TrainOptions, has_text_only: bool):
     if opts.disable_tqdm is not None:
         values["disable_tqdm"] = opts.disable_tqdm
     values.update(opts.extra)
+    accepted = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if "activation_checkpointing" not in accepted:  # older transformers 5 releases name it gradient_checkpointing
+        values["gradient_checkpointing"] = values.pop("activation_checkpointing")
     return TrainingArguments(**values)
 
 

@@ -40,11 +40,16 @@ def _preprocessor(image_size: int) -> dict:
 
 
 def write_base_llm(folder: Path, tokenizer_model: Path | None = None, *, hidden: int = 64, layers: int = 2,
-                   vocab_size: int = 600, seed: int = 0) -> Path:
-    """A random Llama checkpoint folder with a sentencepiece tokenizer (the stage inputs' LLM)."""
+                   vocab_size: int | None = None, seed: int = 0) -> Path:
+    """A random Llama checkpoint folder with a sentencepiece tokenizer (the stage inputs' LLM);
+    ``vocab_size`` defaults to the tokenizer's piece count."""
+    import sentencepiece as spm
     from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = Path(folder)
+    tokenizer_model = Path(tokenizer_model or toy_tokenizer_model())
+    if vocab_size is None:
+        vocab_size = spm.SentencePieceProcessor(model_file=str(tokenizer_model)).get_piece_size()
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
@@ -52,7 +57,7 @@ def write_base_llm(folder: Path, tokenizer_model: Path | None = None, *, hidden:
         bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, initializer_range=0.1,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
-    (folder / "tokenizer.model").write_bytes(Path(tokenizer_model or toy_tokenizer_model()).read_bytes())
+    (folder / "tokenizer.model").write_bytes(tokenizer_model.read_bytes())
     return folder
 
 

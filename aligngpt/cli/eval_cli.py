@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-sizes", default="1,8,16,32")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--dtype", default=None)
+    bench.add_argument("--repeats", type=int, default=2, help="timed passes per mode; the fastest is reported")
+    bench.add_argument("--training-samples", type=int, default=16, help="batch of the training-step benchmark (0 skips it)")
     bench.add_argument("--out", default=None, help="also write the report as JSON here")
     return parser
 
@@ -256,7 +258,7 @@ def cmd_bench(args) -> int:
         model, processor = load_pretrained(path, device=args.device, dtype=args.dtype)
     sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     report = run_bench(model, processor, model_name=args.model, questions=args.questions, new_tokens=args.new_tokens,
-                       batch_sizes=sizes)
+                       batch_sizes=sizes, repeats=args.repeats, training_samples=args.training_samples)
     rows = [(r.mode, r.batch_size, f"{r.samples_per_s:.2f}", f"{r.speedup_vs_reference:.2f}x",
              "" if r.speedup_vs_own_batch1_loop is None else f"{r.speedup_vs_own_batch1_loop:.2f}x",
              f"{100 * r.outside_model_share:.1f}%", r.identical_to_reference) for r in report.rows]

@@ -8,6 +8,7 @@ rows are left-padded with the alignment slot after each row's own BOS.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -18,6 +19,7 @@ from ..data.base import Sample
 from ..data.images import open_image
 from ..errors import DataError
 from ..processing.processor import AlignGPTProcessor
+from .pixel_cache import PixelCache
 
 
 @dataclass
@@ -56,9 +58,13 @@ class _ItemError:
 
 
 class _PromptDataset(Dataset):
-    def __init__(self, samples, prompts, token_ids, processor, pad_to_square):
+    """Decodes and preprocesses one question's image (in a DataLoader worker when there are
+    any), or takes it from the pixel cache (a worker sees the cache as it was at its start)."""
+
+    def __init__(self, samples, prompts, token_ids, processor, pad_to_square, cache: PixelCache | None, keys):
         self.samples, self.prompts, self.token_ids = samples, prompts, token_ids
         self.processor, self.pad_to_square = processor, pad_to_square
+        self.cache, self.keys = cache, keys
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -67,16 +73,36 @@ class _PromptDataset(Dataset):
         sample = self.samples[i]
         pixels = None
         if sample.image is not None:
-            try:
-                image = open_image(sample.image, item=f"question {sample.question_id}")
-            except DataError as exc:
-                return i, _ItemError(exc.path, exc.message, exc.line)
-            pixels = self.processor.preprocess_images([image], self.pad_to_square)[0]
+            key = self.keys[i]
+            pixels = self.cache.get(key) if self.cache is not None else None
+            if pixels is None:
+                try:
+                    image = open_image(sample.image, item=f"question {sample.question_id}")
+                except DataError as exc:
+                    return i, _ItemError(exc.path, exc.message, exc.line)
+                pixels = self.processor.preprocess_images([image], self.pad_to_square)[0]
+                if self.cache is not None:
+                    self.cache.put(key, pixels)
         return i, pixels
 
 
 def _collate(items):
     return items
+
+
+def _prefetched(dataset: _PromptDataset, batches: list[list[int]]):
+    """Batches of ``dataset`` with the next one decoded in a background thread while the
+    caller runs the model on the current one (``--num-workers 0``: no worker processes to
+    start, and PIL decoding, numpy and torch all release the GIL for their heavy parts)."""
+    def load(indices: list[int]):
+        return [dataset[i] for i in indices]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aligngpt-prefetch") as pool:
+        pending = pool.submit(load, batches[0]) if batches else None
+        for k in range(len(batches)):
+            items = pending.result()
+            pending = pool.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
+            yield items
 
 
 class InferenceEngine:
@@ -88,8 +114,13 @@ class InferenceEngine:
         batch_size: int = 8,
         num_workers: int = 0,
         align_mode: str | None = None,
+        pixel_cache: PixelCache | None | bool = True,
     ):
+        """``pixel_cache``: ``True`` (default) keeps preprocessed images in memory for the
+        engine's lifetime (bounded LRU), a :class:`PixelCache` brings its own (e.g. on disk),
+        ``False``/``None`` decodes every image every time."""
         self.model = model
+        self.pixel_cache = PixelCache() if pixel_cache is True else (pixel_cache or None)
         self.processor = processor
         self.batch_size = max(1, int(batch_size))
         self.num_workers = num_workers
@@ -121,20 +152,26 @@ class InferenceEngine:
         order = sorted(range(len(samples)), key=lambda i: (-len(token_ids[i]), i))
         size = batch_size or self.batch_size
         batches = [order[i : i + size] for i in range(0, len(order), size)]
-        dataset = _PromptDataset(samples, prompts, token_ids, self.processor, pad_to_square)
-        loader = DataLoader(
-            dataset,
-            batch_sampler=batches,
-            collate_fn=_collate,
-            num_workers=self.num_workers,
-            persistent_workers=False,
-        )
+        cache = self.pixel_cache
+        settings = self.processor.image_settings
+        keys = (cache.keys([s.image for s in samples], settings, pad_to_square) if cache is not None
+                else [None] * len(samples))
+        dataset = _PromptDataset(samples, prompts, token_ids, self.processor, pad_to_square, cache, keys)
+        if self.num_workers:
+            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=self.num_workers,
+                                persistent_workers=False)
+        else:
+            loader = _prefetched(dataset, batches)
         results: list[Prediction] = []
         eos = self.model.config.eos_token_id
         for items in loader:
             bad = next((p for _, p in items if isinstance(p, _ItemError)), None)
             if bad is not None:  # stop before this batch; the earlier ones are already handed over
                 raise DataError(bad.path, bad.message, bad.line)
+            if cache is not None and self.num_workers:
+                for i, p in items:  # workers filled their own copies; keep them here too
+                    if p is not None:
+                        cache.put(keys[i], p)
             rows = [token_ids[i] for i, _ in items]
             input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
             pixels = [p for _, p in items if p is not None]

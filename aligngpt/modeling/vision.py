@@ -1,6 +1,8 @@
 """The CLIP vision tower, wrapped so its keys are ``vision_tower.vision_tower.vision_model.*``."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
@@ -32,6 +34,10 @@ class CLIPVisionTower(nn.Module):
         self.select_feature = select_feature
         self.vision_tower = _VisionHolder(vision_config)
         self.vision_tower.requires_grad_(False)
+        self.skip_unused_layers = True
+        """Stop after the selected layer: the reference (``output_hidden_states=True``) also runs
+        the layers after it, whose outputs nobody reads. Same features, bit for bit (later layers
+        cannot change earlier ones); ``False`` restores the reference's full pass, e.g. to time it."""
 
     @property
     def config(self) -> CLIPVisionConfig:
@@ -46,11 +52,38 @@ class CLIPVisionTower(nn.Module):
     def hidden_size(self) -> int:
         return self.config.hidden_size
 
+    def _layers_needed(self) -> int:
+        """How many encoder layers produce ``hidden_states[select_layer]`` (index 0: embeddings)."""
+        n = self.config.num_hidden_layers
+        index = self.select_layer if self.select_layer >= 0 else n + 1 + self.select_layer
+        if not 0 <= index <= n:
+            raise ValueError(f"mm_vision_select_layer {self.select_layer} is outside a {n}-layer tower")
+        return index
+
+    def _truncated_pass(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """embeddings -> pre-LN -> the needed layers; ``None`` if this transformers' CLIP differs."""
+        clip = self.vision_tower.vision_model
+        inner = getattr(clip, "vision_model", clip)  # transformers 4 nests the transformer one deeper
+        embeddings, pre_ln = getattr(inner, "embeddings", None), getattr(inner, "pre_layrnorm", None)
+        layers = getattr(getattr(inner, "encoder", None), "layers", None)
+        if embeddings is None or pre_ln is None or layers is None:
+            return None
+        hidden = pre_ln(embeddings(pixels))
+        needed = list(layers[: self._layers_needed()])
+        # transformers 4 layers also take a (vision: empty) causal mask positionally
+        extra = (None,) if needed and "causal_attention_mask" in inspect.signature(needed[0].forward).parameters else ()
+        for layer in needed:
+            out = layer(hidden, None, *extra)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         param = next(self.vision_tower.parameters())
-        out = self.vision_tower(images.to(device=param.device, dtype=param.dtype), output_hidden_states=True)
-        feats = out.hidden_states[self.select_layer]
+        pixels = images.to(device=param.device, dtype=param.dtype)
+        feats = self._truncated_pass(pixels) if self.skip_unused_layers else None
+        if feats is None:
+            feats = self.vision_tower(pixels, output_hidden_states=True).hidden_states[self.select_layer]
         if self.select_feature == "patch":
             feats = feats[:, 1:]
         return feats.to(images.dtype)

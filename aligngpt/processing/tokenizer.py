@@ -98,7 +98,23 @@ class LlamaSPTokenizer:
         if skip_special_tokens:
             special = {self.bos_token_id, self.eos_token_id, self.unk_token_id, self.pad_token_id}
             ids = [i for i in ids if i not in special]
-        return self.sp.decode(ids)
+        size = self.sp.get_piece_size()
+        if all(i < size for i in ids):
+            return self.sp.decode(ids)
+        # A model whose embedding table is wider than this tokenizer (padded vocabularies, the
+        # random 7B benchmark model): ids past the end render as <id:N>, so distinct ids stay distinct.
+        parts, run = [], []
+        for i in ids:
+            if i < size:
+                run.append(i)
+                continue
+            if run:
+                parts.append(self.sp.decode(run))
+                run = []
+            parts.append(f"<id:{i}>")
+        if run:
+            parts.append(self.sp.decode(run))
+        return "".join(parts)
 
     def batch_decode(self, rows, skip_special_tokens: bool = True) -> list[str]:
         return [self.decode(r, skip_special_tokens) for r in rows]

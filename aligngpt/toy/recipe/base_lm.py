@@ -24,7 +24,9 @@ from typing import Optional, Sequence
 
 import torch
 
+from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing import LlamaSPTokenizer
+from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class LMRecipe:
     num_layers: int = 4
     num_heads: int = 4
     max_position_embeddings: int = 1024
-    block_size: int = 128
+    block_size: int = 384
     batch_size: int = 32
     steps: int = 300
     learning_rate: float = 2e-3
@@ -59,16 +61,17 @@ def build_llama(recipe: LMRecipe, tokenizer: LlamaSPTokenizer):
     return LlamaForCausalLM(config)
 
 
-def pack(documents: Sequence[str], tokenizer: LlamaSPTokenizer, block: int) -> torch.Tensor:
-    """``<s> doc </s>`` for each document (no duplicate ``</s>``), joined, cut into blocks."""
-    ids: list[int] = []
-    for doc in documents:
-        piece = tokenizer.encode(doc)
-        if piece[-1] != tokenizer.eos_token_id:
-            piece.append(tokenizer.eos_token_id)
-        ids.extend(piece)
-    n = len(ids) // block
-    return torch.tensor(ids[: n * block], dtype=torch.long).view(n, block)
+def plain_example(text: str, tokenizer: LlamaSPTokenizer) -> TrainingExample:
+    """``<s> text </s>``, every token a target (language modelling)."""
+    ids = tokenizer.encode(text)
+    if ids[-1] != tokenizer.eos_token_id:
+        ids.append(tokenizer.eos_token_id)
+    return TrainingExample(ids, list(ids))
+
+
+def chat_example(turns: list[dict], tokenizer: LlamaSPTokenizer) -> TrainingExample:
+    """A text-only conversation masked as stage 2 masks it: only the answers (and ``</s>``) count."""
+    return preprocess_sample(turns, tokenizer, "vicuna_v1", has_image=False)
 
 
 def _lr_at(step: int, recipe: LMRecipe) -> float:
@@ -78,26 +81,31 @@ def _lr_at(step: int, recipe: LMRecipe) -> float:
     return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train_base_lm(documents: Sequence[str], tokenizer_dir: Path, out_dir: Path,
+def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_dir: Path,
                   recipe: Optional[LMRecipe] = None) -> dict:
-    """Pretrain the tiny Llama on ``documents`` and save it with the tokenizer files."""
+    """Train the tiny Llama on ``examples`` (one sequence each, right-padded batches) and save it.
+
+    Batches are drawn by a seeded permutation; sequences are cut to ``recipe.block_size``.
+    """
     recipe = recipe or LMRecipe()
     started = time.time()
     tokenizer = LlamaSPTokenizer.from_pretrained(tokenizer_dir)
-    blocks = pack(documents, tokenizer, recipe.block_size)
     model = build_llama(recipe, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(recipe.seed)
     model.train()
     losses = []
-    order, cursor = torch.randperm(len(blocks), generator=gen), 0
+    order, cursor = torch.randperm(len(examples), generator=gen), 0
+    n_tokens = 0
     for step in range(recipe.steps):
         if cursor + recipe.batch_size > len(order):
-            order, cursor = torch.randperm(len(blocks), generator=gen), 0
-        batch = blocks[order[cursor: cursor + recipe.batch_size]]
+            order, cursor = torch.randperm(len(examples), generator=gen), 0
+        batch = [examples[i] for i in order[cursor: cursor + recipe.batch_size].tolist()]
         cursor += recipe.batch_size
-        loss = model(input_ids=batch, labels=batch).loss
+        ids, labels, mask = collate(batch, tokenizer.pad_token_id, recipe.block_size)
+        n_tokens += int(mask.sum())
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, recipe)
         opt.zero_grad(set_to_none=True)
@@ -112,7 +120,7 @@ def train_base_lm(documents: Sequence[str], tokenizer_dir: Path, out_dir: Path,
     model.save_pretrained(out_dir)
     for name in ("tokenizer.model", "tokenizer_config.json"):
         shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
-    report = {"recipe": dataclasses.asdict(recipe), "blocks": len(blocks), "tokens": int(blocks.numel()),
+    report = {"recipe": dataclasses.asdict(recipe), "examples": len(examples), "tokens_seen": n_tokens,
               "final_loss": sum(losses[-20:]) / min(20, len(losses)), "seconds": round(time.time() - started, 1)}
     (out_dir / "toy_lm_training.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

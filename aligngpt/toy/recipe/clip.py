@@ -62,6 +62,9 @@ class ClipRecipe:
     max_text_length: int = 77
     single_object_share: float = 0.4
     region_weight: float = 4.0
+    region_head: bool = False
+    """A learned linear head on the pooled patch features (else the features themselves, which
+    needs vision_hidden == projection_dim, are compared with the phrase embeddings)."""
     n_images: int = 8000
     steps: int = 400
     batch_size: int = 128
@@ -328,7 +331,12 @@ def train_clip(out_dir: Path, recipe: Optional[ClipRecipe] = None, extra_caption
     build_clip_tokenizer(corpus, out_dir, recipe.max_text_length)
     tok = CLIPTokenizer.from_pretrained(out_dir)
     model = build_clip(recipe, len(tok), tok.bos_token_id, tok.eos_token_id)
-    head = torch.nn.Linear(recipe.vision_hidden, recipe.projection_dim)
+    if recipe.region_head:
+        head = torch.nn.Linear(recipe.vision_hidden, recipe.projection_dim)
+    elif recipe.vision_hidden == recipe.projection_dim:
+        head = torch.nn.Identity()
+    else:
+        raise ValueError("region_head=False needs vision_hidden == projection_dim")
     pixels = _pixels(pairs, processor_settings(recipe))
     log.info("clip: %d images prepared in %.1fs", len(pairs), time.time() - started)
 

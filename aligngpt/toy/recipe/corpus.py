@@ -41,19 +41,58 @@ def turns(data_dir: Path) -> list[str]:
     return out
 
 
-def chat_documents(data_dir: Path, template: str = "vicuna_v1") -> list[str]:
-    """Each instruction record as a text-only chat in the evaluation template, ending in ``</s>``.
+def blind_conversations(data_dir: Path) -> list[list[dict]]:
+    """The instruction records as text-only conversations (the ``<image>`` tag removed).
 
-    This is how Vicuna saw conversations (system prompt, ``USER:``/``ASSISTANT:`` roles); with the
-    image tag removed, visual questions teach only the answer format and priors.
+    Visual questions without their picture teach only the answer formats and the priors;
+    the text-only records (shape knowledge, translations, sums) are kept whole.
     """
-    tpl = get_template(template)
-    docs = []
+    out = []
     for rec in load_json(Path(data_dir) / INSTRUCT_JSON):
-        messages = []
-        for i, turn in enumerate(rec["conversations"]):
-            messages.append((tpl.roles[i % 2], strip_image(turn["value"])))
-        docs.append(tpl.render(messages))
+        out.append([{"from": t["from"], "value": strip_image(t["value"])} for t in rec["conversations"]])
+    return out
+
+
+def described_conversations(seed: int, n: int) -> list[list[dict]]:
+    """``n`` instruction-style conversations in which the image is replaced by a full description.
+
+    Each chat comes from one of the instruction mix's own recipes (same question families,
+    wordings, suffixes and answer formats, English and Chinese multiple choice included), drawn
+    from the toy world's ``base_lm`` stream; the ``<image>`` is replaced by the scene's detailed
+    description (or "The photo is too blurry to see anything." for a blurred one), so every
+    answer can be read off the text. This is the reading-comprehension side of an LLM such as
+    Vicuna, which the tiny stand-in does not have otherwise: find the fact the question asks
+    about in the context, and answer in the requested format (a word, yes/no, an option letter).
+    Recipes whose picture is not a scene (text cards, knowledge images) are skipped.
+    """
+    import numpy as np
+
+    from aligngpt.toy import text as T
+    from aligngpt.toy.training_data import RECIPES
+    from aligngpt.toy.world import Scene, rng_for
+
+    rng = rng_for(seed, "base_lm", "described")
+    names = list(RECIPES)
+    weights = np.asarray([RECIPES[k][1] for k in names], dtype=float)
+    weights = weights / weights.sum()
+    docs: list[list[dict]] = []
+    while len(docs) < n:
+        kind = names[int(rng.choice(len(names), p=weights))]
+        made = RECIPES[kind][0](rng, 48)
+        if made is None or not made[1] or not isinstance(made[0], Scene):
+            continue
+        scene, conv = made
+        if scene.blur:
+            context = "The photo is too blurry to see anything."
+        elif rng.random() < 0.7:
+            context = T.detailed_description(scene)
+        else:
+            context = T.caption_full(scene, rng)
+        turns = []
+        for k, (q, a) in enumerate(conv):
+            turns.append({"from": "human", "value": (context + "\n" + q) if k == 0 else q})
+            turns.append({"from": "gpt", "value": a})
+        docs.append(turns)
     return docs
 
 

@@ -76,6 +76,7 @@ class Recipe:
     seed: int = 0
     n_pretrain: int = 4000
     n_instruct: int = 12000
+    n_described: int = 15000
     vocab_size: int = 1024
     levels: int = 8
     clip: ClipRecipe = field(default_factory=ClipRecipe)
@@ -169,12 +170,17 @@ def stage_clip(work: Work, recipe: Recipe) -> None:
 
 
 def stage_base_lm(work: Work, recipe: Recipe) -> None:
+    from aligngpt.processing import LlamaSPTokenizer
+
     from . import corpus
-    from .base_lm import train_base_lm
+    from .base_lm import chat_example, plain_example, train_base_lm
 
     set_threads()
-    docs = corpus.captions(work.data) + corpus.chat_documents(work.data)
-    report = train_base_lm(docs, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm)
+    tok = LlamaSPTokenizer.from_pretrained(work.stage("tokenizer"))
+    examples = [plain_example(c, tok) for c in corpus.captions(work.data)]
+    examples += [chat_example(t, tok) for t in corpus.blind_conversations(work.data)]
+    examples += [chat_example(t, tok) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
+    report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm)
     log.info("base LM: %s", report)
 
 
