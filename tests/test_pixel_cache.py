@@ -96,3 +96,23 @@ def test_engine_decodes_a_repeated_image_once_and_answers_the_same(tiny, monkeyp
     assert len(opened) == 12
     assert [p.text for p in cached] == [p.text for p in plain]
     assert [p.key for p in cached] == [p.key for p in plain]
+
+
+def test_run_with_an_image_cache_folder_fills_it_and_answers_the_same(tmp_path):
+    from aligngpt.cli.eval_cli import main
+
+    common = ["run", "--tasks", "pope", "--model", "toy", "--limit", "12", "--batch-size", "4", "--fresh",
+              "--canary", "never"]
+    assert main([*common, "--output-dir", str(tmp_path / "plain")]) == 0
+    cache = tmp_path / "pixels"
+    assert main([*common, "--output-dir", str(tmp_path / "cold"), "--image-cache", str(cache)]) == 0
+    files = list(cache.rglob("*.npy"))
+    assert files  # pope's 12 questions over their images
+    assert main([*common, "--output-dir", str(tmp_path / "warm"), "--image-cache", str(cache)]) == 0
+    assert sorted(cache.rglob("*.npy")) == sorted(files)
+
+    def answers(folder):
+        (f,) = folder.glob("*/pope/answers.jsonl")
+        return f.read_text()
+
+    assert answers(tmp_path / "plain") == answers(tmp_path / "cold") == answers(tmp_path / "warm")

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=int, default=None, help="override the task's official budget")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
+    run.add_argument("--image-cache", default=None, metavar="DIR",
+                     help="keep preprocessed images here (exact float32, keyed by image and processor settings) "
+                          "for later runs, e.g. every cell of a grid; within a run they are cached in memory anyway")
     run.add_argument("--fresh", action="store_true", help="discard a previous partial run instead of resuming")
     run.add_argument("--num-processes", type=int, default=1,
                      help="data-parallel processes (launches torchrun; same as `torchrun --nproc_per_node N -m aligngpt.cli.eval_cli run ...`)")
@@ -128,7 +131,7 @@ def _settings(args) -> "RunSettings":
         kwargs.update(
             model=args.model, output_dir=args.output_dir, batch_size=args.batch_size, align_mode=args.align_mode,
             device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens, seed=args.seed,
-            fresh=args.fresh, num_workers=args.num_workers, canary=args.canary,
+            fresh=args.fresh, num_workers=args.num_workers, image_cache=args.image_cache, canary=args.canary,
         )
     return RunSettings(**kwargs)
 

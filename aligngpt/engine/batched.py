@@ -120,7 +120,8 @@ class InferenceEngine:
         engine's lifetime (bounded LRU), a :class:`PixelCache` brings its own (e.g. on disk),
         ``False``/``None`` decodes every image every time."""
         self.model = model
-        self.pixel_cache = PixelCache() if pixel_cache is True else (pixel_cache or None)
+        self.pixel_cache = (PixelCache() if pixel_cache is True
+                            else None if pixel_cache is None or pixel_cache is False else pixel_cache)
         self.processor = processor
         self.batch_size = max(1, int(batch_size))
         self.num_workers = num_workers

@@ -62,7 +62,7 @@ from .tasks import TaskSpec, load_task
 NAMED_MODES = ("gated", "local", "global", "average", "none")
 #: RunSettings fields a spec's ``settings`` may set; the rest are grid axes or per-invocation.
 SETTING_KEYS = ("data_root", "source", "output_dir", "batch_size", "canary", "limit", "device", "dtype",
-                "max_new_tokens", "num_workers", "hf_paths")
+                "max_new_tokens", "num_workers", "image_cache", "hf_paths")
 _AXIS_KEYS = {"model": "models", "align_mode": "align_modes", "seed": "seeds"}
 _TOP_KEYS = {"models", "align_modes", "tasks", "seeds", "settings", "baseline", "output_dir", "stats", "table"}
 STATE_FILE = "grid_state.json"

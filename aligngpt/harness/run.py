@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..engine.autobatch import auto_batch_size
 from ..engine.batched import InferenceEngine
+from ..engine.pixel_cache import PixelCache
 from ..engine.canary import BatchInvarianceError, run_canary
 from ..errors import AlignGPTError
 from ..io import atomic_write_json, atomic_write_jsonl
@@ -178,6 +179,7 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
         engine = InferenceEngine(
             model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size,
             num_workers=settings.num_workers, align_mode=settings.align_mode,
+            pixel_cache=PixelCache(settings.image_cache) if settings.image_cache else True,
         )
         model_id = "toy" if settings.model == "toy" else Path(model_path).name
         task_results = {}

@@ -43,6 +43,7 @@ class RunSettings:
     seed: int = 0
     fresh: bool = False
     num_workers: int = 0
+    image_cache: str | None = None  # folder of preprocessed images shared across runs (never changes an answer)
     hf_paths: dict = field(default_factory=dict)
     judge: "JudgeSettings" = field(default_factory=lambda: JudgeSettings())
 

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${ALIGNGPT_SHARED:-../shared}
 aligngpt-eval bench --model "$SHARED/fixtures/official-tiny/checkpoint" --device cpu \
-  --questions 64 --new-tokens 12 --batch-sizes 1,8,16,32 \
+  --questions 64 --new-tokens 12 --batch-sizes 1,8,16,32 --repeats 5 \
   --out results/bench/cpu_official_tiny.json | tee results/bench/cpu_official_tiny.txt

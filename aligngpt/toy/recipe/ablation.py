@@ -253,6 +253,7 @@ def write_reports(ablation: Ablation, out_dir: Path, command_line: str) -> None:
     (out_dir / "significance.md").write_text(summary)
     (out_dir / "COMMAND.txt").write_text(command_line + "\n")
     (out_dir / "README.md").write_text(render_readme(ablation, out_dir, groups, summary, command_line))
+    shutil.copyfile(ablation.work.recipe_file, out_dir / "recipe.json")
     for spec in ("grid.yaml", "grid_fixed.yaml"):
         shutil.copyfile(ablation.root / spec, out_dir / spec)
     shutil.copyfile(ablation.root / "grid" / "grid_results.json", out_dir / "grid_results.json")
@@ -269,14 +270,17 @@ def render_readme(ablation: Ablation, out_dir: Path, groups: dict, summary: str,
              "CI over questions; † marks a paired-bootstrap difference from the `none` row (LLaVA-1.5",
              "baseline) with p < 0.05.", "",
              "Regenerate (recipe first, then the ablation):", "", "```bash",
-             f"python scripts/train_toy_model.py --work {ablation.work_arg}", command_line, "```", ""]
+             f"python scripts/train_toy_model.py --work {ablation.work_arg} --recipe {_repo_relative(out_dir)}/recipe.json "
+             "--until base_lm", command_line, "```", "",
+             "(`recipe.json` pins the recipe these rows were trained with; the ablation needs only the recipe's",
+             "data, tokenizer, CLIP and base LM, hence `--until base_lm`.)", ""]
     if provenance:
         where = f"{provenance.get('gpu', provenance['train_device'])}" if provenance["train_device"] == "cuda" else "CPU"
         lines += [f"This run trained its variants with `--jobs {provenance['jobs']} --train-device "
                   f"{provenance['train_device']}` on {where} ({provenance['jobs']} at a time, "
                   f"{provenance['cpu_count']} cores, torch {provenance['torch']}, transformers "
                   f"{provenance['transformers']}, {provenance['seconds']:.0f} s) and evaluated them on this "
-                  "machine's CPU. A rerun on other hardware gives slightly different numbers.", ""]
+                  "machine's CPU. A rerun on other hardware gives different numbers (see the training-run variance below).", ""]
     headings = {"table3_levels": "Table 3: number of alignment levels", "table4_strategies": "Table 4: alignment strategy",
                 "random_table": "Fig. 5: learned vs random alignment table"}
     for name in groups:
@@ -288,6 +292,13 @@ def render_readme(ablation: Ablation, out_dir: Path, groups: dict, summary: str,
               "- `figures/radar.{png,pdf}`: gated vs random table vs none (cf. Fig. 5).", "",
               summary.replace("# Which", "## Which")]
     return "\n".join(lines)
+
+
+def _repo_relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def replicate_note(ablation: Ablation) -> list[str]:
