@@ -147,6 +147,7 @@ def test_canary_stops_a_batch_dependent_bug(official_tiny, data_root, tmp_path, 
                       str(data_root), "--output-dir", str(tmp_path / "runs"), "--max-new-tokens", "3",
                       "--batch-size", "4", "--canary", "always"], capsys)
     assert code == 2 and "batch-invariance canary" in out.err
+    assert "this should not happen in float32" in out.err  # CPU float32: a real bug, and what to do
     assert not list((tmp_path / "runs").rglob("results.json"))
     # and the real engine passes the same canary
     monkeypatch.setattr(AlignGPTForCausalLM, "generate", real)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from tqdm import tqdm
 
 from ..engine.autobatch import auto_batch_size
@@ -70,6 +71,17 @@ def _fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _canary_hint(engine: InferenceEngine) -> str:
+    """What to do next: the likely cause depends on the device and precision."""
+    param = next(engine.model.parameters())
+    if param.device.type != "cpu" and param.dtype in (torch.float16, torch.bfloat16):
+        return ("  cause: half-precision GPU kernels pick different reduction orders for different batch "
+                "shapes, so near-tied logits can flip; choose --batch-size 1 (reference-exact), --dtype float32, "
+                "or accept the batched answers with --canary never (recorded in results.json).")
+    return ("  this should not happen in float32: please report it with the questions above; --batch-size 1 "
+            "gives the reference's answers meanwhile.")
+
+
 def _canary_due(settings: RunSettings, engine: InferenceEngine, todo) -> bool:
     if settings.canary == "never" or engine.batch_size <= 1 or len(todo) < 2:
         return False
@@ -103,7 +115,7 @@ def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet)
     if _canary_due(settings, engine, todo):
         report = run_canary(engine, todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad)
         if not report.ok:
-            raise BatchInvarianceError(report.describe())
+            raise BatchInvarianceError(report.describe() + "\n" + _canary_hint(engine))
     done_before = len(samples) - len(todo) * dist.world_size
     bar = tqdm(total=len(samples), initial=max(done_before, 0), desc=spec.name, unit="q",
                disable=quiet or not dist.is_main, file=sys.stderr, dynamic_ncols=True)
