@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ import torch
 from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing import LlamaSPTokenizer
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
+
+from .loop import optimizer_step, seeded_batches, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,8 @@ def chat_example(turns: list[dict], tokenizer: LlamaSPTokenizer) -> TrainingExam
 
 
 def _lr_at(step: int, recipe: LMRecipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    """Warm-up, then cosine down to a tenth of the peak."""
+    return warmup_cosine(step, peak=recipe.learning_rate, warmup=recipe.warmup_steps, total=recipe.steps, floor=0.1)
 
 
 def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_dir: Path,
@@ -93,25 +92,15 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     model = build_llama(recipe, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(recipe.seed)
+    batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
     model.train()
     losses = []
-    order, cursor = torch.randperm(len(examples), generator=gen), 0
     n_tokens = 0
-    for step in range(recipe.steps):
-        if cursor + recipe.batch_size > len(order):
-            order, cursor = torch.randperm(len(examples), generator=gen), 0
-        batch = [examples[i] for i in order[cursor: cursor + recipe.batch_size].tolist()]
-        cursor += recipe.batch_size
-        ids, labels, mask = collate(batch, tokenizer.pad_token_id, recipe.block_size)
+    for step, indices in zip(range(recipe.steps), batches):
+        ids, labels, mask = collate([examples[i] for i in indices], tokenizer.pad_token_id, recipe.block_size)
         n_tokens += int(mask.sum())
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, recipe)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, _lr_at(step, recipe), model.parameters())
         losses.append(loss.item())
         if step % 50 == 0 or step == recipe.steps - 1:
             log.info("base LM step %d/%d loss %.4f", step, recipe.steps, losses[-1])

@@ -24,7 +24,6 @@ import dataclasses
 import io
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from aligngpt.toy.world import (
     render_text_card, rng_for, sample_scene,
 )
 
+from .loop import optimizer_step, seeded_batches, warmup_cosine
 from .tokenizers import build_clip_tokenizer
 
 log = logging.getLogger(__name__)
@@ -257,10 +257,8 @@ def _features(output) -> torch.Tensor:
 
 
 def _lr_at(step: int, recipe: ClipRecipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
+    """Warm-up, then cosine down to zero."""
+    return warmup_cosine(step, peak=recipe.learning_rate, warmup=recipe.warmup_steps, total=recipe.steps)
 
 
 def _pixels(pairs: list[Pair], settings: ImageProcessorSettings) -> torch.Tensor:
@@ -345,18 +343,13 @@ def train_clip(out_dir: Path, recipe: Optional[ClipRecipe] = None, extra_caption
     no_decay = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=recipe.learning_rate)
-    gen = torch.Generator().manual_seed(recipe.seed)
+    batches = seeded_batches(len(twins), max(1, recipe.batch_size // 2), torch.Generator().manual_seed(recipe.seed))
     rng = np.random.default_rng(recipe.seed + 1)
     model.train()
     losses, region_losses = [], []
-    per_batch = max(1, recipe.batch_size // 2)
-    order, cursor = torch.randperm(len(twins), generator=gen), 0
     norm = torch.nn.functional.normalize
-    for step in range(recipe.steps):
-        if cursor + per_batch > len(order):
-            order, cursor = torch.randperm(len(twins), generator=gen), 0
-        idx = [2 * t + j for t in order[cursor: cursor + per_batch].tolist() for j in (0, 1)]
-        cursor += per_batch
+    for step, twin_ids in zip(range(recipe.steps), batches):
+        idx = [2 * t + j for t in twin_ids for j in (0, 1)]
         batch = [pairs[i] for i in idx]
         img, txt, hidden = _embed(model, tok, pixels[idx], [p.caption(rng) for p in batch], recipe.max_text_length)
         scale = model.logit_scale.exp().clamp(max=100)
@@ -377,12 +370,7 @@ def train_clip(out_dir: Path, recipe: Optional[ClipRecipe] = None, extra_caption
                 rloss = rloss + 0.5 * torch.nn.functional.cross_entropy(scale * region @ ptxt.T, rtarget)
             loss = loss + recipe.region_weight * rloss
             region_losses.append(float(rloss))
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, recipe)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, _lr_at(step, recipe), model.parameters())  # the region head is not clipped
         losses.append(loss.item())
         if step % 50 == 0 or step == recipe.steps - 1:
             log.info("clip step %d/%d loss %.4f (region %.4f)", step, recipe.steps, losses[-1],
