@@ -78,9 +78,9 @@ def test_significance_summary_lists_only_headline_differences_below_005(tmp_path
     ]}
     path = tmp_path / "grid_results.json"
     path.write_text(json.dumps(grid))
-    text = ab.significance_summary(path)
+    text = ab.significance_summary(ab.load_grid(tmp_path))
     assert "**N=8** on `pope` (f1): -2.10 (95% CI -4.20 .. -0.10), p = 0.043" in text
     assert "accuracy): -9.00" not in text  # POPE's headline is F1; other metrics are not listed
     assert "1 significant and 1 not significant" in text
-    cells = ab._cells(tmp_path) if (tmp_path / "grid_results.json").is_file() else {}
+    cells = ab._cells(tmp_path, ab.load_grid(tmp_path))
     assert cells == {"none": tmp_path / "runs/a", "N=8": tmp_path / "runs/b"}

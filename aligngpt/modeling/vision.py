@@ -1,6 +1,7 @@
 """The CLIP vision tower, wrapped so its keys are ``vision_tower.vision_tower.vision_model.*``."""
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -21,6 +22,12 @@ class _VisionHolder(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, **kwargs):
         return self.vision_model(pixel_values, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_causal_mask(layer_type: type) -> bool:
+    """transformers 4's CLIP layers also take a (for vision: empty) causal mask positionally."""
+    return "causal_attention_mask" in inspect.signature(layer_type.forward).parameters
 
 
 class CLIPVisionTower(nn.Module):
@@ -70,8 +77,7 @@ class CLIPVisionTower(nn.Module):
             return None
         hidden = pre_ln(embeddings(pixels))
         needed = list(layers[: self._layers_needed()])
-        # transformers 4 layers also take a (vision: empty) causal mask positionally
-        extra = (None,) if needed and "causal_attention_mask" in inspect.signature(needed[0].forward).parameters else ()
+        extra = (None,) if needed and _takes_causal_mask(type(needed[0])) else ()
         for layer in needed:
             out = layer(hidden, None, *extra)
             hidden = out[0] if isinstance(out, tuple) else out

@@ -72,11 +72,12 @@ def _slug(name: str) -> str:
 
 
 class Ablation:
-    def __init__(self, work: Work, recipe: Recipe, out_dir: Path, threads: int, device: str = "cpu") -> None:
+    def __init__(self, work: Work, recipe: Recipe, out_dir: Path, threads: int, device: str = "cpu",
+                 work_arg: str | None = None) -> None:
         self.work, self.recipe, self.out_dir, self.threads, self.device = work, recipe, out_dir, threads, device
         self.root = work.root / "ablation"
         self.env = stage_env(threads)
-        self.work_arg = str(work.root)  # as the user typed it, for the README
+        self.work_arg = work_arg or str(work.root)  # as the user typed it, for the README
 
     # ------------------------------------------------------------------ folders
     def stage1_dir(self, key: str) -> Path:
@@ -206,9 +207,13 @@ class Ablation:
         _run([*cli, "grid", str(self.fixed_spec(fixed_tasks)), "--quiet"], self.env, self.root / "grid_fixed.log")
 
 
-def _cells(grid_dir: Path) -> dict[str, Path]:
-    """model label -> run folder of each complete cell of a grid (from its ``grid_results.json``)."""
-    data = json.loads((grid_dir / "grid_results.json").read_text())
+def load_grid(grid_dir: Path) -> dict:
+    """A grid's ``grid_results.json``."""
+    return json.loads((grid_dir / "grid_results.json").read_text())
+
+
+def _cells(grid_dir: Path, data: dict) -> dict[str, Path]:
+    """model label -> run folder of each complete cell of a grid (``data``: its results file)."""
     return {c["model"] if c["align_mode"] is None else f"{c['model']}/{c['align_mode']}": grid_dir / c["run_dir"]
             for c in data["cells"] if c["status"] == "complete"}
 
@@ -216,7 +221,8 @@ def _cells(grid_dir: Path) -> dict[str, Path]:
 def write_reports(ablation: Ablation, out_dir: Path, command_line: str) -> None:
     """Tables (LaTeX + Markdown), figures and the significance summary into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cells = _cells(ablation.root / "grid")
+    grid = load_grid(ablation.root / "grid")
+    cells = _cells(ablation.root / "grid", grid)
     all_v = variants(ablation.recipe.levels)
     groups = {
         "table3_levels": ([v.name for v in all_v if "table3" in v.tables and v.mode != "none"] + ["none"],
@@ -240,26 +246,26 @@ def write_reports(ablation: Ablation, out_dir: Path, command_line: str) -> None:
     gated = str(cells["N=8"])
     _run([*cli, "plot", "--kind", "gate-heatmap", gated, "--labels", "gated (N=8)", "--out",
           str(figures / "gate_heatmap")], env, ablation.root / "plot_heatmap.log")
-    fixed = _cells(ablation.root / "grid_fixed")
+    fixed = _cells(ablation.root / "grid_fixed", load_grid(ablation.root / "grid_fixed"))
     fixed_dirs = [str(d) for _, d in sorted(fixed.items(), key=lambda kv: int(kv[0].rsplit(":", 1)[-1]))]
     if fixed_dirs:
         _run([*cli, "plot", "--kind", "fixed-level", *fixed_dirs, "--out", str(figures / "fixed_level")], env,
              ablation.root / "plot_fixed.log")
-    if len(json.loads((ablation.root / "grid" / "grid_results.json").read_text())["tasks"]) >= 3:  # a radar needs 3 axes
+    if len(grid["tasks"]) >= 3:  # a radar needs 3 axes
         _run([*cli, "plot", "--kind", "radar", str(cells["N=8"]), str(cells["random"]), str(cells["none"]),
               "--labels", "gated (N=8),random table,none (LLaVA-1.5)", "--out", str(figures / "radar")], env,
              ablation.root / "plot_radar.log")
-    summary = significance_summary(ablation.root / "grid" / "grid_results.json")
+    summary = significance_summary(grid)
     (out_dir / "significance.md").write_text(summary)
     (out_dir / "COMMAND.txt").write_text(command_line + "\n")
-    (out_dir / "README.md").write_text(render_readme(ablation, out_dir, groups, summary, command_line))
+    (out_dir / "README.md").write_text(render_readme(ablation, grid, out_dir, groups, summary, command_line))
     shutil.copyfile(ablation.work.recipe_file, out_dir / "recipe.json")
     for spec in ("grid.yaml", "grid_fixed.yaml"):
         shutil.copyfile(ablation.root / spec, out_dir / spec)
     shutil.copyfile(ablation.root / "grid" / "grid_results.json", out_dir / "grid_results.json")
 
 
-def render_readme(ablation: Ablation, out_dir: Path, groups: dict, summary: str, command_line: str) -> str:
+def render_readme(ablation: Ablation, grid: dict, out_dir: Path, groups: dict, summary: str, command_line: str) -> str:
     provenance_file = ablation.root / "provenance.json"
     provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
     lines = ["# Toy ablation: AlignGPT's Tables 3 and 4 and Fig. 5 re-run on the toy world", "",
@@ -286,7 +292,7 @@ def render_readme(ablation: Ablation, out_dir: Path, groups: dict, summary: str,
     for name in groups:
         lines += [f"## {headings.get(name, name)}", "", (out_dir / f"{name}.md").read_text().strip(), "",
                   f"LaTeX: [`{name}.tex`]({name}.tex)", ""]
-    lines += replicate_note(ablation)
+    lines += replicate_note(ablation, grid)
     lines += ["## Figures", "", "- `figures/gate_heatmap.{png,pdf}`: mean gate weight per alignment level and task (N=8).",
               "- `figures/fixed_level.{png,pdf}`: the N=8 model forced to each level (`fixed:K`).",
               "- `figures/radar.{png,pdf}`: gated vs random table vs none (cf. Fig. 5).", "",
@@ -301,16 +307,15 @@ def _repo_relative(path: Path) -> str:
         return str(path)
 
 
-def replicate_note(ablation: Ablation) -> list[str]:
+def replicate_note(ablation: Ablation, grid: dict) -> list[str]:
     """The N = recipe-levels row is a retrained replicate of the bundled model: how far apart are
     the two? (Training-run variance, which bootstrap intervals over questions do not include.)"""
     bundled = REPO_ROOT / "results" / "toy" / "metrics.json"
-    grid = ablation.root / "grid" / "grid_results.json"
-    if not bundled.is_file() or not grid.is_file():
+    if not bundled.is_file():
         return []
     ref = json.loads(bundled.read_text())["tasks"]
     name = ablation.default_variant().name
-    cell = next((c for c in json.loads(grid.read_text())["cells"] if c["model"] == name and c.get("tasks")), None)
+    cell = next((c for c in grid["cells"] if c["model"] == name and c.get("tasks")), None)
     if cell is None:
         return []
     diffs = []
@@ -338,12 +343,11 @@ def replicate_note(ablation: Ablation) -> list[str]:
     return lines
 
 
-def significance_summary(grid_results: Path) -> str:
+def significance_summary(data: dict) -> str:
     """Markdown: every (row, task) whose headline metric differs from the baseline row with
     p < 0.05 in the paired bootstrap, then the count of those that do not."""
     from aligngpt.harness.tasks import load_task
 
-    data = json.loads(grid_results.read_text())
     lines = ["# Which toy-ablation differences are significant", "",
              f"Paired bootstrap over the same questions against the baseline row `{data.get('baseline')}` "
              "(MME image pairs, MMBench circular groups and POPE splits resampled whole), headline metric "
@@ -389,8 +393,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise SystemExit(f"{work.root}: the recipe's '{stage}' stage has not finished; "
                              f"run scripts/train_toy_model.py --work {work.root} first")
     recipe = work.read_recipe()
-    ablation = Ablation(work, recipe, Path(opts.out), opts.threads, opts.train_device)
-    ablation.work_arg = opts.work
+    ablation = Ablation(work, recipe, Path(opts.out), opts.threads, opts.train_device, work_arg=opts.work)
     started = time.time()
     ablation.train(opts.jobs)
     print(f"[toy ablation] trained in {time.time() - started:.0f}s", file=sys.stderr, flush=True)
