@@ -61,9 +61,8 @@ class _PromptDataset(Dataset):
     """Decodes and preprocesses one question's image (in a DataLoader worker when there are
     any), or takes it from the pixel cache (a worker sees the cache as it was at its start)."""
 
-    def __init__(self, samples, prompts, token_ids, processor, pad_to_square, cache: PixelCache | None, keys):
-        self.samples, self.prompts, self.token_ids = samples, prompts, token_ids
-        self.processor, self.pad_to_square = processor, pad_to_square
+    def __init__(self, samples, processor, pad_to_square, cache: PixelCache | None, keys):
+        self.samples, self.processor, self.pad_to_square = samples, processor, pad_to_square
         self.cache, self.keys = cache, keys
 
     def __len__(self) -> int:
@@ -120,8 +119,9 @@ class InferenceEngine:
         engine's lifetime (bounded LRU), a :class:`PixelCache` brings its own (e.g. on disk),
         ``False``/``None`` decodes every image every time."""
         self.model = model
-        self.pixel_cache = (PixelCache() if pixel_cache is True
-                            else None if pixel_cache is None or pixel_cache is False else pixel_cache)
+        if pixel_cache is True:
+            pixel_cache = PixelCache()
+        self.pixel_cache = pixel_cache if isinstance(pixel_cache, PixelCache) else None
         self.processor = processor
         self.batch_size = max(1, int(batch_size))
         self.num_workers = num_workers
@@ -157,7 +157,7 @@ class InferenceEngine:
         settings = self.processor.image_settings
         keys = (cache.keys([s.image for s in samples], settings, pad_to_square) if cache is not None
                 else [None] * len(samples))
-        dataset = _PromptDataset(samples, prompts, token_ids, self.processor, pad_to_square, cache, keys)
+        dataset = _PromptDataset(samples, self.processor, pad_to_square, cache, keys)
         if self.num_workers:
             loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=self.num_workers,
                                 persistent_workers=False)

@@ -100,10 +100,7 @@ class PixelCache:
     def put(self, key: Optional[str], tensor: torch.Tensor) -> None:
         if key is None:
             return
-        with self._lock:
-            known = key in self._items
-        if not known:
-            self._remember(key, tensor)
+        self._remember(key, tensor)
         if self.folder is not None:
             path = self._disk_path(key)
             if not path.is_file():
