@@ -34,7 +34,7 @@ def test_training_commands_and_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ab, "_run", fake_run)
     work = _fake_work(tmp_path)
-    runner = ab.Ablation(work, Recipe(), tmp_path / "out", threads=2, device="cuda")
+    runner = ab.Ablation(work, Recipe(), threads=2, device="cuda")
     runner.train(jobs=3)
     argvs = [c[c.index("aligngpt.training.cli") + 1:] for c in calls]
     by_stage: dict[str, list[list[str]]] = {}
@@ -63,7 +63,7 @@ def test_training_commands_and_resume(tmp_path, monkeypatch):
     calls.clear()
     runner.train(jobs=3)  # every stage left its .done marker: nothing is retrained
     assert calls == []
-    cpu = ab.Ablation(work, Recipe(), tmp_path / "out", threads=2)
+    cpu = ab.Ablation(work, Recipe(), threads=2)
     assert "--use-cpu" in cpu._common(Recipe().stage2)
 
 

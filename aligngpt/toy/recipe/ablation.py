@@ -72,9 +72,9 @@ def _slug(name: str) -> str:
 
 
 class Ablation:
-    def __init__(self, work: Work, recipe: Recipe, out_dir: Path, threads: int, device: str = "cpu",
+    def __init__(self, work: Work, recipe: Recipe, threads: int, device: str = "cpu",
                  work_arg: str | None = None) -> None:
-        self.work, self.recipe, self.out_dir, self.threads, self.device = work, recipe, out_dir, threads, device
+        self.work, self.recipe, self.threads, self.device = work, recipe, threads, device
         self.root = work.root / "ablation"
         self.env = stage_env(threads)
         self.work_arg = work_arg or str(work.root)  # as the user typed it, for the README
@@ -95,8 +95,7 @@ class Ablation:
 
     # ------------------------------------------------------------------ training
     def _common(self, args) -> list[str]:
-        flags = _train_common(self.work, self.recipe, args)
-        return flags if self.device == "cpu" else [f for f in flags if f != "--use-cpu"]
+        return _train_common(self.work, self.recipe, args, use_cpu=self.device == "cpu")
 
     def _stage(self, out: Path, argv: list[str]) -> None:
         """One ``aligngpt-train`` command into ``out``, skipped when ``out/.done`` exists."""
@@ -158,14 +157,13 @@ class Ablation:
         import platform
 
         import torch
+        import transformers
 
         info = {"train_device": self.device, "jobs": jobs, "threads_per_job": self.threads,
                 "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
                 "torch": torch.__version__, "seconds": round(seconds, 1)}
         if self.device == "cuda" and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
-        import transformers
-
         info["transformers"] = transformers.__version__
         (self.root / "provenance.json").write_text(json.dumps(info, indent=2) + "\n")
 
@@ -393,7 +391,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise SystemExit(f"{work.root}: the recipe's '{stage}' stage has not finished; "
                              f"run scripts/train_toy_model.py --work {work.root} first")
     recipe = work.read_recipe()
-    ablation = Ablation(work, recipe, Path(opts.out), opts.threads, opts.train_device, work_arg=opts.work)
+    ablation = Ablation(work, recipe, opts.threads, opts.train_device, work_arg=opts.work)
     started = time.time()
     ablation.train(opts.jobs)
     print(f"[toy ablation] trained in {time.time() - started:.0f}s", file=sys.stderr, flush=True)

@@ -188,15 +188,15 @@ IN_PROCESS = {"data": stage_data, "tokenizer": stage_tokenizer, "clip": stage_cl
 
 
 # ---------------------------------------------------------------------------- command-line stages
-def _train_common(work: Work, recipe: Recipe, args: StageArgs) -> list[str]:
+def _train_common(work: Work, recipe: Recipe, args: StageArgs, use_cpu: bool = True) -> list[str]:
     return [
         "--model", str(work.stage("base_lm")), "--vision-tower", str(work.stage("clip")),
         "--per-device-train-batch-size", str(args.batch_size),
         "--gradient-accumulation-steps", str(args.grad_accum),
         "--learning-rate", str(args.learning_rate), "--num-train-epochs", str(args.epochs),
         "--warmup-ratio", str(args.warmup_ratio), "--seed", str(recipe.seed),
-        "--dataloader-num-workers", "0", "--logging-steps", "50", "--disable-tqdm", "--use-cpu",
-        "--report-to", "none", *map(str, args.extra),
+        "--dataloader-num-workers", "0", "--logging-steps", "50", "--disable-tqdm",
+        *(["--use-cpu"] if use_cpu else []), "--report-to", "none", *map(str, args.extra),
     ]
 
 
