@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, LlamaModel, PreTrainedModel
-from transformers.cache_utils import DynamicCache
 from transformers.utils import ModelOutput
 
 from ..constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
@@ -28,6 +27,7 @@ from .multimodal_inputs import (
     scatter_sequence,
 )
 from .projector import build_projector
+from .reserved_cache import reserved_cache
 from .vision import CLIPVisionTower
 
 # transformers 5.x renamed the cache argument from ``past_key_values`` to ``cache`` mid-series.
@@ -305,7 +305,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
             inputs_embeds=mb.inputs_embeds,
             attention_mask=None,
             position_ids=mb.position_ids,
-            cache=DynamicCache(config=self.config),
+            cache=reserved_cache(self.config, reserve=max(0, max_new_tokens - 1)),
             use_cache=True,
         )
         batch = input_ids.shape[0]
