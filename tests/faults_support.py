@@ -5,6 +5,7 @@
 * :func:`run_cli`: ``aligngpt-eval`` in-process, returning (exit code, stdout, stderr).
 * :class:`Tmpfs`: a real, tiny tmpfs (real ENOSPC / EROFS from the kernel), where the test
   process may mount one (root with CAP_SYS_ADMIN); tests skip otherwise.
+* :func:`damageable_copy`: a private copy of toy benchmark data for a test to break.
 * :class:`StubJudge`: an OpenAI-compatible endpoint on 127.0.0.1 that misbehaves on demand.
 """
 from __future__ import annotations
@@ -62,6 +63,20 @@ def run_dir_of(out: Path) -> Path:
     dirs = [d for d in out.iterdir() if d.is_dir()]
     assert len(dirs) == 1, dirs
     return dirs[0]
+
+
+def damageable_copy(pristine: Path, dst: Path) -> Path:
+    """Text files copied, images hard-linked: cheap, and moving, replacing or deleting an image
+    in the copy never reaches the original (only writing into one in place would)."""
+    for src in pristine.rglob("*"):
+        target = dst / src.relative_to(pristine)
+        if src.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif src.suffix in (".json", ".jsonl", ".tsv", ".txt"):
+            target.write_bytes(src.read_bytes())
+        else:
+            target.hardlink_to(src)
+    return dst
 
 
 def copy_journals(src_run: Path, dst_out: Path) -> Path:

@@ -25,7 +25,7 @@ from aligngpt.harness.runner import RunSettings, check_unique_ids, load_samples
 from aligngpt.harness.score import read_answers
 from aligngpt.harness.tasks import load_task
 
-from .faults_support import one_error_line, run_cli
+from .faults_support import damageable_copy, one_error_line, run_cli
 
 #: task -> its question file in the LLaVA layout (JSON Lines)
 JSONL_FILES = {
@@ -64,17 +64,7 @@ def pristine(tmp_path_factory):
 
 @pytest.fixture()
 def root(pristine, tmp_path):
-    """A private copy of the toy data (text files copied, images linked) to damage."""
-    dst = tmp_path / "eval"
-    for src in pristine.rglob("*"):
-        target = dst / src.relative_to(pristine)
-        if src.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        elif src.suffix in (".json", ".jsonl", ".tsv", ".txt"):
-            target.write_bytes(src.read_bytes())
-        else:
-            target.hardlink_to(src)
-    return dst
+    return damageable_copy(pristine, tmp_path / "eval")
 
 
 def _load(task: str, root: Path):

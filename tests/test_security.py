@@ -29,7 +29,7 @@ from aligngpt.errors import ConfigError, DataError
 from aligngpt.harness.runner import RunSettings, load_samples
 from aligngpt.harness.tasks import load_task
 
-from .faults_support import StubJudge, one_error_line, run_cli, run_dir_of, use_model
+from .faults_support import StubJudge, damageable_copy, one_error_line, run_cli, run_dir_of, use_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,9 +63,7 @@ def pristine(tmp_path_factory):
 
 @pytest.fixture()
 def root(pristine, tmp_path):
-    dst = tmp_path / "data" / "eval"
-    shutil.copytree(pristine, dst)
-    return dst
+    return damageable_copy(pristine, tmp_path / "data" / "eval")
 
 
 @pytest.fixture()

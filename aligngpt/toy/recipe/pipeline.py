@@ -250,7 +250,9 @@ def _run(cmd: list[str], env: dict, log_file: Path) -> None:
 
 def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.Namespace) -> None:
     stage_dir = work.stage(name)
-    if name in ("score", "pretrain", "finetune") and stage_dir.exists():
+    # A rerun starts these stages empty: no optimizer state resumed from, and no earlier
+    # evaluation left behind for the results stage to report as this one.
+    if name in ("score", "pretrain", "finetune", "evaluate") and stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     logs = stage_dir / "stage.log"

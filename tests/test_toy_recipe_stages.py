@@ -1,0 +1,42 @@
+"""The recipe's evaluate and results stages report the evaluation just made, and only that."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from aligngpt.toy.recipe import pipeline
+from aligngpt.toy.recipe.pipeline import Recipe, Work, run_stage
+from aligngpt.toy.recipe.results import write_results
+
+
+def _run_dir(work: Work, name: str) -> None:
+    run = work.stage("evaluate") / "runs" / name
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"tasks": {}}))
+
+
+def test_evaluate_stage_starts_without_earlier_runs(tmp_path, monkeypatch):
+    work = Work(tmp_path)
+    _run_dir(work, "zz_an_earlier_recipe")  # sorts after the new run: the old results stage took it
+    made = []
+
+    def fake_run(cmd, env, log_file):
+        made.append(cmd)
+        _run_dir(work, "model_out__gqa")
+
+    monkeypatch.setattr(pipeline, "_run", fake_run)
+    opts = argparse.Namespace(install_dir=str(tmp_path / "model_out"))
+    run_stage("evaluate", work, Recipe(), {}, opts)
+    assert made and [p.name for p in (work.stage("evaluate") / "runs").iterdir()] == ["model_out__gqa"]
+
+
+def test_results_stage_refuses_to_choose_between_evaluations(tmp_path):
+    work = Work(tmp_path)
+    work.recipe_file.write_text("{}")
+    _run_dir(work, "a")
+    _run_dir(work, "b")
+    with pytest.raises(FileNotFoundError, match="expected one evaluation.*runs/a.*runs/b"):
+        write_results(work, tmp_path / "out", "cmd")
+    assert not (tmp_path / "out").exists()
