@@ -375,6 +375,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _report(trials: list[Trial], header: str, title: str, required_kills: int) -> bool:
+    """Print one soak's header and summary; it passes when every trial matched the clean run
+    and at least ``required_kills`` kills actually landed."""
+    print(header + "\n")
+    print(summary(trials, title))
+    return all(t.identical for t in trials) and sum(t.fired for t in trials) >= required_kills
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
@@ -384,16 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.kills > 0:
             trials, info = soak_run(args, work, rng)
-            print(f"run: tasks {','.join(info['tasks'])}, questions {info['questions']}, {info['batches']} batches of "
-                  f"{args.batch_size}, model {args.model}, uninterrupted run {info['clean_wall_s']:.1f} s\n")
-            print(summary(trials, "aligngpt-eval run: SIGKILL then resume"))
-            ok &= all(t.identical for t in trials) and sum(t.fired for t in trials) >= args.kills
+            ok &= _report(trials, f"run: tasks {','.join(info['tasks'])}, questions {info['questions']}, "
+                          f"{info['batches']} batches of {args.batch_size}, model {args.model}, "
+                          f"uninterrupted run {info['clean_wall_s']:.1f} s",
+                          "aligngpt-eval run: SIGKILL then resume", args.kills)
         if args.alignment_kills > 0:
             trials, info = soak_alignment(args, work, rng)
-            print(f"score-alignment: {info['pairs']} pairs, {info['batches']} batches, uninterrupted "
-                  f"{info['clean_wall_s']:.1f} s\n")
-            print(summary(trials, "aligngpt-train score-alignment: SIGKILL then resume"))
-            ok &= all(t.identical for t in trials) and sum(t.fired for t in trials) >= args.alignment_kills
+            ok &= _report(trials, f"score-alignment: {info['pairs']} pairs, {info['batches']} batches, "
+                          f"uninterrupted {info['clean_wall_s']:.1f} s",
+                          "aligngpt-train score-alignment: SIGKILL then resume", args.alignment_kills)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
