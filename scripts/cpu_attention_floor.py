@@ -13,13 +13,12 @@ and of the rest, next to the reference-faithful loop's per-question wall time; t
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from aligngpt.engine.batched import InferenceEngine
-from aligngpt.engine.bench import faithful_reference_loop, synthetic_workload
+from aligngpt.engine.bench import run_bench, synthetic_workload
 from aligngpt.modeling.loading import load_pretrained
 
 ATTENTION = ("scaled_dot_product", "flash_attention")
@@ -34,22 +33,17 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=12)
     args = ap.parse_args()
     model, processor = load_pretrained(args.model, device="cpu")
+    # Timings as the bench takes them (warm-up, interleaved rounds, fastest pass kept).
+    report = run_bench(model, processor, model_name=args.model, questions=args.questions, new_tokens=args.new_tokens,
+                       batch_sizes=(args.batch_size,), repeats=3, training_samples=0)
+    faithful_row, engine_row = report.rows[0], report.rows[-1]
+    faithful_ms = faithful_row.wall_s / args.questions * 1e3
+    engine_ms = engine_row.wall_s / args.questions * 1e3
     samples = synthetic_workload(args.questions, processor.image_settings.crop_height)
     engine = InferenceEngine(model, processor, pixel_cache=False)
-    run = dict(template="vicuna_v1", max_new_tokens=args.new_tokens, pad_to_square=True, batch_size=args.batch_size)
-    engine.generate(samples, **run)
-    faithful_reference_loop(model, processor, samples[:8], max_new_tokens=args.new_tokens, pad_to_square=True)
-    walls = []
-    for _ in range(3):  # interleaved, fastest kept, as the bench does
-        walls.append(faithful_reference_loop(model, processor, samples, max_new_tokens=args.new_tokens,
-                                             pad_to_square=True)[1])
-        t0 = time.perf_counter()
-        engine.generate(samples, **run)
-        walls.append(time.perf_counter() - t0)
-    faithful_ms = min(walls[0::2]) / len(samples) * 1e3
-    engine_ms = min(walls[1::2]) / len(samples) * 1e3
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        engine.generate(samples, **run)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:  # the engine is warm: run_bench used it
+        engine.generate(samples, template="vicuna_v1", max_new_tokens=args.new_tokens, pad_to_square=True,
+                        batch_size=args.batch_size)
     buckets = {"attention": 0.0, "matmul": 0.0, "other operators": 0.0}
     for event in prof.key_averages():
         if any(k in event.key for k in ATTENTION):

@@ -51,15 +51,20 @@ def test_batch_selection_drops_the_buffer_and_keeps_working():
     assert torch.equal(got_k, expected)
 
 
-def test_cache_has_one_reserved_layer_per_decoder_layer(official_tiny):
-    model, _ = aligngpt.load_pretrained(official_tiny / "checkpoint", dtype=torch.float32)
+@pytest.fixture(scope="module")
+def loaded(official_tiny):
+    return aligngpt.load_pretrained(official_tiny / "checkpoint", dtype=torch.float32)
+
+
+def test_cache_has_one_reserved_layer_per_decoder_layer(loaded):
+    model, _ = loaded
     cache = reserved_cache(model.config, reserve=7)
     assert len(cache.layers) == model.config.num_hidden_layers
     assert all(isinstance(layer, ReservedLayer) and layer.reserve == 7 for layer in cache.layers)
 
 
-def test_generate_gives_the_same_tokens_as_with_the_concatenating_cache(official_tiny, monkeypatch):
-    model, processor = aligngpt.load_pretrained(official_tiny / "checkpoint", dtype=torch.float32)
+def test_generate_gives_the_same_tokens_as_with_the_concatenating_cache(loaded, official_tiny, monkeypatch):
+    model, processor = loaded
     images = sorted((official_tiny / "images").glob("*.png"))
     questions = ["What is in the image?", "Describe the colours.", "Is there a shape?", "Count the objects."]
     prompts = [processor.build_prompt(q, has_image=True, template="vicuna_v1") for q in questions]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import threading
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from ..data.base import ImageRef
+from ..io import atomic_write_bytes
 from ..processing.image import ImageProcessorSettings
 
 CACHE_VERSION = 1
@@ -104,11 +106,9 @@ class PixelCache:
         if self.folder is not None:
             path = self._disk_path(key)
             if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, tensor.numpy(), allow_pickle=False)
-                os.replace(tmp, path)
+                buffer = io.BytesIO()
+                np.save(buffer, tensor.numpy(), allow_pickle=False)
+                atomic_write_bytes(path, buffer.getvalue(), durable=False)
 
     def _remember(self, key: str, tensor: torch.Tensor) -> None:
         size = tensor.element_size() * tensor.numel()

@@ -35,8 +35,7 @@ class ReservedLayer(DynamicLayer):
             self._key_buffer = key_states.new_empty(shape)
             self._value_buffer = value_states.new_empty((*shape[:-1], value_states.shape[-1]))
         elif self._filled + new > self._key_buffer.shape[-2]:
-            self._key_buffer = self._value_buffer = None  # out of room: plain concatenation from here
-            self.reserve = 0
+            self._release()  # out of room: plain concatenation from here
             return super().update(key_states, value_states, *args, **kwargs)
         end = self._filled + new
         self._key_buffer[..., self._filled : end, :] = key_states

@@ -60,11 +60,11 @@ def headline_rows(results: dict) -> dict[str, dict]:
 
 
 def write_results(work, results_dir: Path, command: str) -> dict:
-    runs = sorted((Path(work.stage("evaluate")) / "runs").glob("*/results.json"))
+    runs = list((Path(work.stage("evaluate")) / "runs").glob("*/results.json"))
     if len(runs) != 1:
-        found = ", ".join(str(r.parent) for r in runs) or "none"
+        found = ", ".join(sorted(str(r.parent) for r in runs)) or "none"
         raise FileNotFoundError(f"expected one evaluation under {work.stage('evaluate')}/runs, found: {found}")
-    results = json.loads(runs[-1].read_text())
+    results = json.loads(runs[0].read_text())
     timings_file = Path(work.root) / "timings.json"
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     recipe = json.loads(Path(work.recipe_file).read_text())
