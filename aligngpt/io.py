@@ -27,23 +27,34 @@ def read_json(path: str | Path) -> Any:
         raise DataError(path, f"not UTF-8 text ({exc.reason})") from None
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, object)`` for each non-blank line."""
+def iter_text_lines(path: str | Path, *, universal_newlines: bool = False) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 file; a line that is not UTF-8 is a DataError naming it.
+
+    Lines end at ``\n`` (with the end kept), as JSONL readers count them; ``universal_newlines``
+    breaks them where Python's text mode would (``\n``, ``\r``, ``\r\n``, ends dropped), as
+    scripts that read with ``open(path)`` count them.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        raws = fh.read().splitlines() if universal_newlines else fh
+        for lineno, raw in enumerate(raws, start=1):
             try:
-                text = raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(path, f"not UTF-8 text ({exc.reason})", line=lineno) from None
-            if not text.strip():
-                continue
-            try:
-                yield lineno, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"malformed JSON line: {exc.msg}", line=lineno) from None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for each non-blank line."""
+    for lineno, text in iter_text_lines(path):
+        if not text.strip():
+            continue
+        try:
+            yield lineno, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"malformed JSON line: {exc.msg}", line=lineno) from None
 
 
 def read_jsonl(path: str | Path) -> list[Any]:

@@ -140,3 +140,18 @@ def test_every_output_write_goes_through_the_atomic_writers():
     # the scan sees what it is meant to see
     sample = "open(p, 'w').write(x)\nPath(p).write_text(x)\nfig.savefig(p)\nframe.to_csv(p)\nopen(p)\nframe.to_csv(sep='\\t')\n"
     assert sorted(f[2] for f in direct_writes(sample, "s.py")) == [1, 2, 3, 4]
+
+
+def test_text_lines_count_as_jsonl_readers_or_as_text_mode_and_name_the_bad_line(tmp_path):
+    from aligngpt.errors import DataError
+    from aligngpt.io import iter_text_lines
+
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"a\rb\r\nc\n")
+    assert list(iter_text_lines(path)) == [(1, "a\rb\r\n"), (2, "c\n")]
+    assert list(iter_text_lines(path, universal_newlines=True)) == [(1, "a"), (2, "b"), (3, "c")]
+    path.write_bytes(b"a\rb\r\n\xff\n")
+    for universal, line in ((False, 2), (True, 3)):
+        with pytest.raises(DataError) as err:
+            list(iter_text_lines(path, universal_newlines=universal))
+        assert err.value.line == line and "not UTF-8" in err.value.message

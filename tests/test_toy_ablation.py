@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aligngpt.toy.recipe import ablation as ab
+from aligngpt.toy.recipe import pipeline
 from aligngpt.toy.recipe.pipeline import Recipe, Work
 
 
@@ -33,6 +34,7 @@ def test_training_commands_and_resume(tmp_path, monkeypatch):
         log_file.write_text("ok\n")
 
     monkeypatch.setattr(ab, "_run", fake_run)
+    monkeypatch.setattr(pipeline, "_run", fake_run)  # the training stages run through pipeline.train_into
     work = _fake_work(tmp_path)
     runner = ab.Ablation(work, Recipe(), threads=2, device="cuda")
     runner.train(jobs=3)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import DataError
+from ...io import iter_text_lines
 from ..base import Sample, register_loader
 
 #: Suffixes appended by ``model_vqa_mmbench.py --single-pred-prompt`` (haotian-liu/LLaVA,
@@ -211,12 +212,11 @@ def read_mmbench_tsv(path: str | Path, lang: str) -> list[Sample]:
 
 def _first_non_utf8_line(path: Path) -> int | None:
     """1-based number of the first line that is not UTF-8 (pandas reports only a byte offset)."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return lineno
+    try:
+        for _ in iter_text_lines(path):
+            pass
+    except DataError as exc:
+        return exc.line
     return None
 
 

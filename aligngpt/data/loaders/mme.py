@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
-from ...io import iter_jsonl
+from ...io import iter_jsonl, iter_text_lines
 from ..base import Sample, register_loader, resolve_image_path
 from .gqa import SHORT_ANSWER_SUFFIX, image_bytes, load_lmms_split, require_columns
 
@@ -78,15 +78,8 @@ def read_gt_file(path: Path) -> dict[str, str]:
     Blank lines are skipped (the converter would crash on them); any other line without exactly
     one tab is a DataError naming the line.
     """
-    if not path.is_file():
-        raise DataError(path, "file not found")
     out: dict[str, str] = {}
-    # bytes.splitlines() breaks lines where text mode's universal newlines would
-    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(path, f"not UTF-8 text ({exc.reason})", line=lineno) from None
+    for lineno, line in iter_text_lines(path, universal_newlines=True):  # the converter reads in text mode
         if not line.strip():
             continue
         fields = line.strip().split("\t")

@@ -40,7 +40,7 @@ from typing import Optional
 
 import yaml
 
-from .pipeline import LOCAL_TASKS, REPO_ROOT, Recipe, Work, _run, _train_common, stage_env
+from .pipeline import LOCAL_TASKS, REPO_ROOT, Recipe, Work, _run, _train_common, stage_env, train_into
 
 #: Table 3's level counts (the paper: 4, 6, 8, 10; 8 is AlignGPT's default).
 LEVELS = (4, 6, 8, 10)
@@ -101,11 +101,8 @@ class Ablation:
         """One ``aligngpt-train`` command into ``out``, skipped when ``out/.done`` exists."""
         if (out / ".done").is_file():
             return
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
         started = time.time()
-        _run([sys.executable, "-m", "aligngpt.training.cli", *argv], self.env, out / "stage.log")
+        train_into(out, argv, self.env)
         (out / ".done").write_text(f"{time.time() - started:.1f}\n")
 
     def score(self, levels: int) -> None:

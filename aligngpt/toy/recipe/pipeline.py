@@ -248,18 +248,30 @@ def _run(cmd: list[str], env: dict, log_file: Path) -> None:
         raise RuntimeError(f"stage command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
 
 
+def _emptied(stage_dir: Path) -> Path:
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    return stage_dir
+
+
+def train_into(out: Path, argv: list[str], env: dict) -> None:
+    """One ``aligngpt-train`` command writing into ``out``, emptied first (no optimizer state or
+    checkpoint of an earlier attempt is resumed from); its output goes to ``out/stage.log``."""
+    _run([sys.executable, "-m", "aligngpt.training.cli", *argv], env, _emptied(out) / "stage.log")
+
+
 def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.Namespace) -> None:
     stage_dir = work.stage(name)
-    # A rerun starts these stages empty: no optimizer state resumed from, and no earlier
-    # evaluation left behind for the results stage to report as this one.
-    if name in ("score", "pretrain", "finetune", "evaluate") and stage_dir.exists():
-        shutil.rmtree(stage_dir)
+    if name in ("score", "pretrain", "finetune"):
+        train_into(stage_dir, train_commands(work, recipe)[name], env)
+        return
+    if name == "evaluate":
+        _emptied(stage_dir)  # no earlier evaluation left for the results stage to report as this one
     stage_dir.mkdir(parents=True, exist_ok=True)
     logs = stage_dir / "stage.log"
     if name in IN_PROCESS:
         _run([sys.executable, "-m", "aligngpt.toy.recipe", "stage", name, "--work", str(work.root)], env, logs)
-    elif name in ("score", "pretrain", "finetune"):
-        _run([sys.executable, "-m", "aligngpt.training.cli", *train_commands(work, recipe)[name]], env, logs)
     elif name == "install":
         install(work, Path(opts.install_dir))
     elif name == "evaluate":
