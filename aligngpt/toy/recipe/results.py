@@ -152,4 +152,15 @@ def render_readme(out: dict) -> str:
         f"above ({tol['mme']:g} points for MME, whose scores are sums over subtasks).",
         "",
     ]
+    below = [t for t, row in out["tasks"].items() if row["halfway"] is not None and row["value"] < row["halfway"]]
+    if below:
+        lines += [
+            "## Below the halfway bar",
+            "",
+            f"{len(below)} of {len(out['tasks'])} headline metrics are below halfway from chance to perfect "
+            f"({', '.join(below)}).",
+            "[`lm_reading.md`](lm_reading.md) (`python scripts/toy_lm_reading.py --work WORK`) measures where the",
+            "chain image -> projector -> language model breaks for the recipe run in WORK.",
+            "",
+        ]
     return "\n".join(lines)
