@@ -103,12 +103,17 @@ def word_embedding(lm, tok, word: str) -> torch.Tensor:
     return lm.get_input_embeddings().weight[tok.encode(word, add_bos=False)].mean(0)
 
 
+def content_embedding(lm, tok, content: tuple[str, ...]) -> torch.Tensor:
+    """A cell's content (size, colour, shape) in the LM's word space: the mean of its words' embeddings."""
+    return torch.stack([word_embedding(lm, tok, w) for w in content]).mean(0)
+
+
 def oracle_cells(lm, tok, scene: Scene) -> torch.Tensor:
-    """Nine cell tokens in the LM's word space: mean of size, colour and shape embeddings."""
+    """Nine cell tokens in the LM's word space, zero where a cell is empty."""
     dim = lm.get_input_embeddings().weight.shape[1]
     cells = torch.zeros(len(CELLS), dim)
     for o in scene.objects:
-        cells[o.row * 3 + o.col] = torch.stack([word_embedding(lm, tok, w) for w in (o.size, o.color, o.shape)]).mean(0)
+        cells[CELLS.index(o.cell)] = content_embedding(lm, tok, (o.size, o.color, o.shape))
     return cells
 
 
@@ -196,7 +201,7 @@ def transfer(lm_dir: Path, clip_dir: Path, arm: str, steps: int, batch: int, see
         contents = {key: k + 1 for k, key in enumerate(itertools.product(SIZES, COLORS, SHAPES))}
         hidden = model.config.hidden_size
         if arm == "oracle-word":
-            init = torch.stack([torch.stack([word_embedding(model, tok, w) for w in key]).mean(0) for key in contents])
+            init = torch.stack([content_embedding(model, tok, key) for key in contents])
         else:
             init = torch.randn(len(contents), hidden) * 0.02
         oracle.append(torch.nn.Parameter(init.detach().clone()))
@@ -206,7 +211,7 @@ def transfer(lm_dir: Path, clip_dir: Path, arm: str, steps: int, batch: int, see
             idx = torch.zeros(len(scenes), len(CELLS), dtype=torch.long)
             for b, scene in enumerate(scenes):
                 for o in scene.objects:
-                    idx[b, o.row * 3 + o.col] = contents[(o.size, o.color, o.shape)]
+                    idx[b, CELLS.index(o.cell)] = contents[(o.size, o.color, o.shape)]
             return idx
     else:
         def to_images(scenes: list[Scene]) -> torch.Tensor:
