@@ -433,3 +433,31 @@ def test_xlsx_quirk_drops_formula_like_options(tmp_path):
     preds = {"0": "it is =5"}
     assert MMBenchEvaluator().score(samples, preds).per_sample["0"]["parsed"] is None
     assert MMBenchEvaluator(xlsx_roundtrip=False).score(samples, preds).per_sample["0"]["parsed"] == "A"
+
+
+def test_missing_openpyxl_skips_the_xlsx_but_keeps_the_score(mmbench_root, tmp_path, monkeypatch, caplog):
+    """The base install has no openpyxl: the run's score stands, the upload file is skipped with a
+    warning naming the extra, and any other missing module still fails loudly."""
+    import sys
+
+    from aligngpt.harness.submissions import write_submissions
+
+    root, predictions = mmbench_root
+    samples = get_loader("mmbench", "local")(root)
+    evaluator = MMBenchEvaluator()
+    assert [p.name for p in write_submissions(evaluator, samples, predictions, tmp_path / "with")] == ["submission.xlsx"]
+    for name in [m for m in sys.modules if m == "openpyxl" or m.startswith("openpyxl.")] + ["openpyxl"]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing any of openpyxl now raises ModuleNotFoundError
+    with caplog.at_level("WARNING", logger="aligngpt.harness.submissions"):
+        assert write_submissions(evaluator, samples, predictions, tmp_path / "without") == []
+    assert "aligngpt[xlsx]" in caplog.text and not (tmp_path / "without" / "submission.xlsx").exists()
+    assert evaluator.score(samples, predictions).metrics  # scoring needs no openpyxl
+
+    class Broken:
+        name = "broken"
+
+        def write_submission(self, *_):
+            import aligngpt_no_such_module  # noqa: F401
+
+    with pytest.raises(ModuleNotFoundError):
+        write_submissions(Broken(), samples, predictions, tmp_path)

@@ -22,6 +22,7 @@ from aligngpt.evaluators import get_evaluator
 from .distributed import init_distributed
 from .journal import PredictionJournal
 from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
+from .submissions import write_submissions
 from .runner import (
     RunSettings,
     answer_rows,
@@ -96,12 +97,6 @@ def _public_settings(settings: RunSettings) -> dict:
 
         out["judge"] = {"base_url": _redact_url(j.base_url), "model": j.model, "api_key_env": j.api_key_env}
     return out
-
-
-def write_submissions(evaluator, samples, predictions, task_dir: Path) -> list[Path]:
-    """Server-scored splits: the upload file in the server's format (VQAv2, VizWiz, MMBench)."""
-    writer = getattr(evaluator, "write_submission", None)
-    return list(writer(samples, predictions, task_dir)) if writer else []
 
 
 def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:

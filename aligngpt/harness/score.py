@@ -10,6 +10,7 @@ from ..errors import DataError
 from ..io import iter_jsonl
 from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
 from .runner import RunSettings, load_samples
+from .submissions import write_submissions
 from .tasks import TaskSpec
 
 
@@ -67,6 +68,5 @@ def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings,
             raise DataError(answers_path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
     result = evaluator.score(samples, answers)
     check_missing(spec.name, result, settings.judge)
-    writer = getattr(evaluator, "write_submission", None)
-    written = list(writer(samples, answers, submission_dir)) if writer and submission_dir is not None else []
+    written = write_submissions(evaluator, samples, answers, submission_dir) if submission_dir is not None else []
     return result, written

@@ -1,0 +1,33 @@
+"""Upload files for server-scored splits (VQAv2, VizWiz, MMBench), written beside a task's results.
+
+A submission is a by-product of scoring: when its writer needs an optional package that is not
+installed (MMBench's xlsx needs openpyxl, the ``xlsx`` extra), the local score still stands, so
+the file is skipped with a warning that says how to get it, instead of failing a run whose
+answers were already generated.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Optional packages a submission writer may import, and the extra that installs each.
+OPTIONAL_WRITER_PACKAGES = {"openpyxl": "xlsx"}
+
+
+def write_submissions(evaluator, samples, predictions, out_dir: Path) -> list[Path]:
+    """The evaluator's upload files in ``out_dir`` (none for locally scored tasks)."""
+    writer = getattr(evaluator, "write_submission", None)
+    if writer is None:
+        return []
+    try:
+        return list(writer(samples, predictions, out_dir))
+    except ModuleNotFoundError as err:
+        package = (err.name or "").split(".")[0]
+        if package not in OPTIONAL_WRITER_PACKAGES:
+            raise
+        log.warning("%s: submission file not written, %s is not installed; pip install 'aligngpt[%s]', then "
+                    "`aligngpt-eval score --task %s --answers <run>/%s/answers.jsonl` writes it",
+                    evaluator.name, package, OPTIONAL_WRITER_PACKAGES[package], evaluator.name, evaluator.name)
+        return []
