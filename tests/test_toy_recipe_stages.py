@@ -40,3 +40,24 @@ def test_results_stage_refuses_to_choose_between_evaluations(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected one evaluation.*runs/a.*runs/b"):
         write_results(work, tmp_path / "out", "cmd")
     assert not (tmp_path / "out").exists()
+
+
+def test_device_flag_reaches_the_training_stages_and_the_base_lm_loop(tmp_path, monkeypatch):
+    """``all --device cuda`` drops ``--use-cpu`` from the aligngpt-train stages and tells the base-LM
+    loop where to train; the default stays the deterministic CPU path."""
+    from aligngpt.toy.recipe.loop import train_device
+
+    work = Work(tmp_path)
+    monkeypatch.setenv("ALIGNGPT_TOY_DEVICE", "cpu")  # restored after the test (run_all sets it)
+    monkeypatch.delenv("ALIGNGPT_TOY_DEVICE")
+    assert train_device() == "cpu"
+    cpu = pipeline.train_commands(work, Recipe())
+    assert "--use-cpu" in cpu["pretrain"] and "--use-cpu" in cpu["finetune"]
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_stage", lambda name, w, r, env, o: seen.setdefault(
+        name, (env.get("ALIGNGPT_TOY_DEVICE"), pipeline.train_commands(w, r)["finetune"])))
+    opts = pipeline.build_parser().parse_args(["all", "--work", str(tmp_path), "--device", "cuda", "--until", "finetune"])
+    pipeline.run_all(opts)
+    device, finetune_argv = seen["finetune"]
+    assert device == "cuda" and "--use-cpu" not in finetune_argv
+    assert pipeline.build_parser().parse_args(["all", "--work", "w"]).device == "cpu"

@@ -27,7 +27,7 @@ from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing import LlamaSPTokenizer
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
 
-from .loop import optimizer_step, seeded_batches, warmup_cosine
+from .loop import optimizer_step, seeded_batches, train_device, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     recipe = recipe or LMRecipe()
     started = time.time()
     tokenizer = LlamaSPTokenizer.from_pretrained(tokenizer_dir)
-    model = build_llama(recipe, tokenizer)
+    device = torch.device(train_device())
+    model = build_llama(recipe, tokenizer).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
     batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
@@ -99,14 +100,14 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     for step, indices in zip(range(recipe.steps), batches):
         ids, labels, mask = collate([examples[i] for i in indices], tokenizer.pad_token_id, recipe.block_size)
         n_tokens += int(mask.sum())
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
         optimizer_step(opt, loss, _lr_at(step, recipe), model.parameters())
         losses.append(loss.item())
         if step % 50 == 0 or step == recipe.steps - 1:
             log.info("base LM step %d/%d loss %.4f", step, recipe.steps, losses[-1])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.cpu().save_pretrained(out_dir)
     for name in ("tokenizer.model", "tokenizer_config.json"):
         shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
     report = {"recipe": dataclasses.asdict(recipe), "examples": len(examples), "tokens_seen": n_tokens,

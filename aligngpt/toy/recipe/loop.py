@@ -7,9 +7,16 @@ two loops' schedules, batch order and optimiser step identical by construction.
 from __future__ import annotations
 
 import math
+import os
 from typing import Iterable, Iterator
 
 import torch
+
+
+def train_device() -> str:
+    """Where the recipe's own loops train: ``ALIGNGPT_TOY_DEVICE`` (``cpu`` unless set). Only the
+    CPU is deterministic across machines; a GPU run is for exploring recipes quickly."""
+    return os.environ.get("ALIGNGPT_TOY_DEVICE", "cpu")
 
 
 def warmup_cosine(step: int, *, peak: float, warmup: int, total: int, floor: float = 0.0) -> float:

@@ -45,6 +45,7 @@ from typing import Optional
 
 from .base_lm import LMRecipe
 from .clip import ClipRecipe
+from .loop import train_device
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,9 @@ IN_PROCESS = {"data": stage_data, "tokenizer": stage_tokenizer, "clip": stage_cl
 
 
 # ---------------------------------------------------------------------------- command-line stages
-def _train_common(work: Work, recipe: Recipe, args: StageArgs, use_cpu: bool = True) -> list[str]:
+def _train_common(work: Work, recipe: Recipe, args: StageArgs, use_cpu: Optional[bool] = None) -> list[str]:
+    if use_cpu is None:
+        use_cpu = train_device() == "cpu"
     return [
         "--model", str(work.stage("base_lm")), "--vision-tower", str(work.stage("clip")),
         "--per-device-train-batch-size", str(args.batch_size),
@@ -292,6 +295,7 @@ def run_all(opts: argparse.Namespace) -> dict:
     if work.recipe_file.is_file() and work.recipe_file.read_text() != new and not opts.from_stage:
         raise SystemExit(f"{work.recipe_file} holds a different recipe; use a fresh --work or --from data")
     work.recipe_file.write_text(new)
+    os.environ["ALIGNGPT_TOY_DEVICE"] = opts.device  # read by the base-LM loop and the aligngpt-train stages
     env = stage_env(opts.threads)
     timings_path = work.root / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
@@ -322,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--work", required=True, help="scratch folder for data and intermediate models")
     a.add_argument("--threads", type=int, default=2, help="torch / OpenMP threads per stage (default 2)")
     a.add_argument("--recipe", default=None, help="JSON file overriding the Recipe defaults")
+    a.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the base LM and the aligngpt-train stages train (cuda: fast for trying recipes, "
+                        "but only the CPU reproduces the committed numbers)")
     a.add_argument("--install-dir", default=str(REPO_ROOT / "aligngpt" / "toy_assets" / "model"),
                    help="where the checkpoint goes (default: the bundled model folder)")
     a.add_argument("--results-dir", default=str(REPO_ROOT / "results" / "toy"))
