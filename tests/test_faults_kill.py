@@ -8,21 +8,13 @@ are covered by tests/test_harness_resume.py and tests/test_training_scoring.py.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kill_resume_soak.py"
+from tests.script_loader import load_script
 
 
 def _soak():
-    spec = importlib.util.spec_from_file_location("kill_resume_soak", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("kill_resume_soak")
 
 
 def test_kind_schedule_covers_every_kind_early():

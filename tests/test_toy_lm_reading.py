@@ -2,10 +2,6 @@
 first-token accuracy against one-at-a-time scoring, and the oracle cell tokens."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,17 +11,12 @@ from aligngpt.processing import LlamaSPTokenizer
 from aligngpt.processing.training_preprocess import preprocess_sample
 from aligngpt.toy.layout import MC_ANSWER, SHORT_ANSWER
 from aligngpt.toy.world import CELLS, sample_scene
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "toy_lm_reading.py"
+from tests.script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("toy_lm_reading", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("toy_lm_reading")
 
 
 @pytest.fixture(scope="module")
