@@ -161,6 +161,9 @@ def render_readme(out: dict) -> str:
             f"({', '.join(below)}).",
             "[`lm_reading.md`](lm_reading.md) (`python scripts/toy_lm_reading.py --work WORK`) measures where the",
             "chain image -> projector -> language model breaks for the recipe run in WORK.",
+            "[`recipe_sweep.md`](recipe_sweep.md) trains longer variants of the recipe on a GPU, and",
+            "[`mc_probe_chat.md`](mc_probe_chat.md) and [`mc_probe.md`](mc_probe.md) (`scripts/toy_mc_probe.py`)",
+            "time how long a model of the base LM's shape takes to learn to answer with an option's letter.",
             "",
         ]
     return "\n".join(lines)
