@@ -10,7 +10,7 @@ engine, a loader or an evaluator shows up there as a drop. Improvements pass; re
 commit the new numbers) when a change is meant to move them.
 
 The cheaper tests check the committed file itself: every locally scored task is present, the
-acceptance bar (halfway from chance to perfect) is recorded -- and, while issue 6 is open, known
+acceptance bar (halfway from chance to perfect) is recorded -- and, while issue 6 criterion 2 is unmet, known
 not to be met (a strict xfail) -- and the comparison logic flags a drop just past the tolerance.
 """
 from __future__ import annotations
@@ -78,8 +78,9 @@ def test_committed_results_cover_every_local_toy_task():
         assert row["headline"] == load_task(task).headline, task
 
 
-@pytest.mark.xfail(strict=True, reason="issue 6 is open: the bundled model is below halfway on most toy tasks "
-                                       "(results/toy/README.md); strict, so meeting the bar fails this marker")
+@pytest.mark.xfail(strict=True, reason="issue 6, criterion 2, reported blocked: the bundled model is below halfway "
+                                       "on the toy tasks (results/toy/README.md, recipe_sweep.md, mc_probe*.md); "
+                                       "strict, so meeting the bar fails this marker")
 def test_committed_scores_are_at_least_halfway_from_chance_to_perfect():
     # The acceptance bar of the bundled model: e.g. POPE F1 >= (50 + 100) / 2 = 75,
     # SEED (4 options, chance 25) >= 62.5, MME perception (chance 750 of 2000) >= 1375.
