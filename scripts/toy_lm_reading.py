@@ -79,10 +79,14 @@ def first_answer_logits(lm, examples: list[TrainingExample], pad_id: int, batch:
     return torch.stack(rows)
 
 
+def answer_hits(predicted: list[int], examples: list[TrainingExample]) -> list[bool]:
+    """Whether each predicted token is its example's first answer token."""
+    return [pred == ex.labels[first_answer_position(ex)] for pred, ex in zip(predicted, examples)]
+
+
 def first_token_accuracy(lm, examples: list[TrainingExample], pad_id: int) -> list[bool]:
     """Greedy first-answer-token correctness of each example."""
-    predicted = first_answer_logits(lm, examples, pad_id).argmax(-1).tolist()
-    return [pred == ex.labels[first_answer_position(ex)] for pred, ex in zip(predicted, examples)]
+    return answer_hits(first_answer_logits(lm, examples, pad_id).argmax(-1).tolist(), examples)
 
 
 # ---------------------------------------------------------------------------- 1. reading
@@ -251,6 +255,12 @@ def transfer(lm_dir: Path, clip_dir: Path, arm: str, steps: int, batch: int, see
 
 
 # ---------------------------------------------------------------------------- report
+def step_table(steps: list, rows: dict[str, list[str]], corner: str = "step") -> list[str]:
+    """Markdown lines of a table with one column per training step and one row per curve."""
+    return ["| " + " | ".join([corner, *map(str, steps)]) + " |", "| --- |" + " ---: |" * len(steps),
+            *("| " + " | ".join([name, *cells]) + " |" for name, cells in rows.items())]
+
+
 def render(report: dict) -> str:
     lines = ["# Does the toy base LM read? (issue 6 diagnosis)", "",
              f"`{report['command']}` on the recipe run in `{report['work']}` "
@@ -264,15 +274,13 @@ def render(report: dict) -> str:
     lines += [f"| {k} | {v['n']} | {100 * v['accuracy']:.1f} |" for k, v in report["reading"].items()]
     lines += ["", "## 2. Context use: caption loss (nats/token) after", "", "| context | loss |", "| --- | ---: |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in report["context_use"].items()]
-    lines += ["", "## 3. Described presence only, fine-tuning a copy of the base LM", "",
-              "| step | " + " | ".join(str(s) for s, _ in report["circuit"]) + " |",
-              "| --- |" + " ---: |" * len(report["circuit"]),
-              "| accuracy | " + " | ".join(f"{100 * a:.1f}" for _, a in report["circuit"]) + " |", "",
-              "## 4. Image presence from that LM (held-out accuracy by step)", ""]
+    lines += ["", "## 3. Described presence only, fine-tuning a copy of the base LM", ""]
+    lines += step_table([s for s, _ in report["circuit"]],
+                        {"accuracy": [f"{100 * a:.1f}" for _, a in report["circuit"]]})
+    lines += ["", "## 4. Image presence from that LM (held-out accuracy by step)", ""]
     steps = [s for s, _ in next(iter(report["transfer"].values()))]
-    lines += ["| image tokens | " + " | ".join(str(s) for s in steps) + " |", "| --- |" + " ---: |" * len(steps)]
-    lines += [f"| {arm} | " + " | ".join(f"{100 * a:.1f}" for _, a in curve) + " |"
-              for arm, curve in report["transfer"].items()]
+    lines += step_table(steps, {arm: [f"{100 * a:.1f}" for _, a in curve] for arm, curve in report["transfer"].items()},
+                        corner="image tokens")
     return "\n".join(lines) + "\n"
 
 

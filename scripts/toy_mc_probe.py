@@ -20,7 +20,6 @@ so the context is short. Seeded; on one CPU thread 0.1 s (bare, 2 layers) to 0.3
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -40,16 +39,7 @@ from aligngpt.toy.layout import LETTERS, MC_ANSWER, mc_block
 from aligngpt.toy.recipe.base_lm import LMRecipe, build_llama
 from aligngpt.toy.world import COLORS, SHAPES
 
-_READING = Path(__file__).resolve().parent / "toy_lm_reading.py"
-
-
-def _reading_helpers():
-    """first_token_accuracy / first_answer_logits / train_loop of the reading diagnosis (one implementation)."""
-    spec = importlib.util.spec_from_file_location("toy_lm_reading", _READING)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+import toy_lm_reading as reading  # beside this file (scripts/ is on sys.path when a script runs)
 
 
 def single_piece_words(tok: LlamaSPTokenizer) -> list[str]:
@@ -75,7 +65,6 @@ def encode(tok: LlamaSPTokenizer, question: str, answer: str, bare: bool) -> Tra
 
 def probe(layers: int, steps: int, n_options: int, bare: bool, seed: int, every: int = 100,
           batch: int = 32, lr: float = 2e-3, n_test: int = 300) -> dict:
-    helpers = _reading_helpers()
     tok = LlamaSPTokenizer.from_pretrained(toy_model_dir())
     pool = single_piece_words(tok)
     test_rng = np.random.default_rng(seed + 10_000)
@@ -85,13 +74,11 @@ def probe(layers: int, steps: int, n_options: int, bare: bool, seed: int, every:
     lm = build_llama(LMRecipe(num_layers=layers, seed=seed), tok)
     distinct: list[int] = []
 
-    targets = [ex.labels[helpers.first_answer_position(ex)] for ex in test]
-
     def evaluate() -> float:
-        predicted = helpers.first_answer_logits(lm, test, tok.pad_token_id).argmax(-1).tolist()
+        predicted = reading.first_answer_logits(lm, test, tok.pad_token_id).argmax(-1).tolist()
         distinct.append(len(set(predicted)))
         lm.train()
-        return float(np.mean([p == t for p, t in zip(predicted, targets)]))
+        return float(np.mean(reading.answer_hits(predicted, test)))
 
     def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         ids, labels, mask = collate([encode(tok, *lookup_question(rng, pool, n_options), bare) for _ in range(batch)],
@@ -100,7 +87,7 @@ def probe(layers: int, steps: int, n_options: int, bare: bool, seed: int, every:
 
     lm.train()
     started = time.time()
-    curve = helpers.train_loop(lm.parameters(), steps, lr, batch_loss, evaluate, every, seed)
+    curve = reading.train_loop(lm.parameters(), steps, lr, batch_loss, evaluate, every, seed)
     return {"layers": layers, "steps": steps, "options": n_options, "bare": bare, "seed": seed, "batch": batch,
             "lr": lr, "pool": pool, "constant_guess": constant_guess, "seconds": round(time.time() - started, 1),
             "curve": [[s, a, d] for (s, a), d in zip(curve, distinct)]}
@@ -114,10 +101,10 @@ def render(reports: list[dict], command: str) -> str:
         context = "bare USER/ASSISTANT" if r["bare"] else "vicuna_v1 chat template"
         lines += [f"## {r['layers']} layers, {r['options']} options, {context}", "",
                   f"{len(r['pool'])} one-token words; constant guess {100 * r['constant_guess']:.1f}%; "
-                  f"{r['steps']} steps of {r['batch']} at lr {r['lr']:g} took {r['seconds']:.0f} s.", "",
-                  "| step | " + " | ".join(str(s) for s, _, _ in r["curve"]) + " |",
-                  "| --- |" + " ---: |" * len(r["curve"]),
-                  "| accuracy | " + " | ".join(f"{100 * a:.1f} ({d})" for _, a, d in r["curve"]) + " |", ""]
+                  f"{r['steps']} steps of {r['batch']} at lr {r['lr']:g} took {r['seconds']:.0f} s.", ""]
+        lines += reading.step_table([s for s, _, _ in r["curve"]],
+                                    {"accuracy": [f"{100 * a:.1f} ({d})" for _, a, d in r["curve"]]})
+        lines += [""]
     return "\n".join(lines)
 
 

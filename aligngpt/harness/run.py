@@ -22,7 +22,6 @@ from aligngpt.evaluators import get_evaluator
 from .distributed import init_distributed
 from .journal import PredictionJournal
 from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
-from .submissions import write_submissions
 from .runner import (
     RunSettings,
     answer_rows,
@@ -33,6 +32,7 @@ from .runner import (
     sample_rows,
     write_state,
 )
+from .submissions import write_submissions
 from .tasks import TaskSpec
 
 

@@ -23,7 +23,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing import LlamaSPTokenizer
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
 
