@@ -55,6 +55,7 @@ class FakeJudgeServer:
                 with server._lock:
                     server.inflight += 1
                     server.max_inflight = max(server.max_inflight, server.inflight)
+                self._counted = True
                 try:
                     length = int(self.headers.get("Content-Length", "0"))
                     body = json.loads(self.rfile.read(length).decode("utf-8"))
@@ -80,12 +81,20 @@ class FakeJudgeServer:
                         time.sleep(delay)
                     self._send(status, payload, extra)
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # A request stops being in flight when its reply starts: the client may send its
+                # next request as soon as it has read this one, before this thread runs on.
+                if self._counted:
+                    self._counted = False
                     with server._lock:
                         server.inflight -= 1
 
             def _send(self, status: int, payload: Any, extra: dict) -> None:
                 data = json.dumps(payload).encode() if isinstance(payload, dict) else (
                     payload.encode() if isinstance(payload, str) else payload)
+                self._leave()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

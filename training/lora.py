@@ -12,7 +12,6 @@ output holds the adapter and ``merge-lora`` rebuilds the full-precision model an
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from aligngpt.errors import ConfigError
+from aligngpt.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,9 @@ class LoraOptions:
     bits: int = 16
 
 
-def _require(module: str, why: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{why} needs the '{module}' package (pip install {module})")
-
-
 def quantize_llm_linears(model: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
     """Swap the LLM linear layers for bitsandbytes 4-/8-bit ones (QLoRA); projector/gate untouched."""
-    _require("bitsandbytes", "QLoRA (--bits 4/8)")
+    require("bitsandbytes", "QLoRA (--bits 4/8)")
     if not torch.cuda.is_available():
         raise ConfigError("QLoRA (--bits 4/8) needs a CUDA device")
     import re
@@ -74,7 +69,7 @@ def quantize_llm_linears(model: nn.Module, bits: int, compute_dtype: torch.dtype
 
 def wrap_lora(model: nn.Module, opts: LoraOptions, modules_to_save: list[str]) -> nn.Module:
     """Add adapters to the LLM linears; ``modules_to_save`` stay fully trainable."""
-    _require("peft", "LoRA (--lora-enable)")
+    require("peft", "LoRA (--lora-enable)")
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if opts.bits in (4, 8):
@@ -112,11 +107,11 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     from .run import TrainOptions, build_for_training
 
+    require("peft", "merge-lora")
     run_dir = Path(run_dir)
     args_file = run_dir / "aligngpt_train_args.json"
     if not args_file.is_file() or not (run_dir / ADAPTER_DIR).is_dir():
         raise ConfigError(f"{run_dir}: not a LoRA run folder (needs aligngpt_train_args.json and {ADAPTER_DIR}/)")
-    _require("peft", "merge-lora")
     from peft import PeftModel
 
     opts = TrainOptions(**json.loads(args_file.read_text(encoding="utf-8")))

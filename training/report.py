@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import io
+import logging
 import statistics
 from typing import TYPE_CHECKING, Any, Sequence
 
+from aligngpt.extras import available, install_hint
 from aligngpt.io import atomic_write_bytes, atomic_write_json
 
 from .bucketing import Bucketing
 
 if TYPE_CHECKING:
     from .scoring import ScoreOptions
+
+log = logging.getLogger(__name__)
 
 
 def build_report(opts: "ScoreOptions", buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
@@ -61,8 +65,13 @@ def histogram_png(scores: Sequence[float], buckets: Bucketing, title: str) -> by
 
 
 def write_report(opts: "ScoreOptions", buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
+    """The JSON report, and the histogram when matplotlib is installed (an optional figure)."""
     report = build_report(opts, buckets, scores)
-    title = f"{len(scores)} pairs, {buckets.n_levels} levels ({buckets.method})"
-    atomic_write_bytes(opts.histogram_path, histogram_png(scores, buckets, title))
+    if available("matplotlib"):
+        title = f"{len(scores)} pairs, {buckets.n_levels} levels ({buckets.method})"
+        atomic_write_bytes(opts.histogram_path, histogram_png(scores, buckets, title))
+    else:
+        report["histogram"] = None
+        log.warning("score-alignment: histogram not drawn, matplotlib is not installed (%s)", install_hint("matplotlib"))
     atomic_write_json(opts.report_path, report)
     return report

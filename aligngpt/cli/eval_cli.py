@@ -106,6 +106,10 @@ def _settings(args) -> "RunSettings":
     from ..harness.runner import RunSettings
 
     source = args.source or ("local" if args.data_root else "toy")
+    if source == "hf":  # before any folder or work
+        from ..extras import require
+
+        require("datasets", "--source hf")
     data_root = args.data_root
     if source == "toy":
         if args.data_root:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from ..extras import EXTRA_OF, install_hint
 
-#: Optional packages a submission writer may import, and the extra that installs each.
-OPTIONAL_WRITER_PACKAGES = {"openpyxl": "xlsx"}
+log = logging.getLogger(__name__)
 
 
 def write_submissions(evaluator, samples, predictions, out_dir: Path) -> list[Path]:
@@ -25,9 +24,9 @@ def write_submissions(evaluator, samples, predictions, out_dir: Path) -> list[Pa
         return list(writer(samples, predictions, out_dir))
     except ModuleNotFoundError as err:
         package = (err.name or "").split(".")[0]
-        if package not in OPTIONAL_WRITER_PACKAGES:
+        if package not in EXTRA_OF:
             raise
-        log.warning("%s: submission file not written, %s is not installed; pip install 'aligngpt[%s]', then "
+        log.warning("%s: submission file not written, %s is not installed; %s, then "
                     "`aligngpt-eval score --task %s --answers <run>/%s/answers.jsonl` writes it",
-                    evaluator.name, package, OPTIONAL_WRITER_PACKAGES[package], evaluator.name, evaluator.name)
+                    evaluator.name, package, install_hint(package), evaluator.name, evaluator.name)
         return []

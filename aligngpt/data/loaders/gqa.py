@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...errors import DataError
+from ...extras import require
 from ...io import iter_jsonl, read_json
 from ..base import Sample, register_loader, resolve_image_path
 
@@ -61,8 +62,7 @@ def load_lmms_split(hf_path: str, config: str | None, split: str, *, cache_dir: 
     holding the repository's parquet files (read with the ``parquet`` builder, so no hub access).
     Images stay encoded (``{"bytes", "path"}``): samples carry raw bytes, never decoded pixels.
     """
-    import datasets
-
+    datasets = require("datasets", "the hf data source")
     local = Path(hf_path).expanduser()
     try:
         if local.is_dir():

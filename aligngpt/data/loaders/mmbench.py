@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import DataError
+from ...extras import require
 from ...io import iter_text_lines
 from ..base import Sample, register_loader
 
@@ -251,12 +252,7 @@ def load_hf_rows(hf_path: str, config: str | None, split: str, cache_dir: str | 
     ``{folder}/{split}-*.parquet`` without a config). Image columns are left encoded
     (``{"bytes", "path"}``) so the original file bytes reach the model's preprocessing.
     """
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is an optional extra
-        from ...errors import ConfigError
-
-        raise ConfigError("the hf source needs the `datasets` package (pip install aligngpt[hf])") from None
+    datasets = require("datasets", "the hf data source")
     folder = Path(hf_path)
     if folder.is_dir():
         subdirs = [folder / config] if config else []

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...errors import DataError
+from ...extras import require
 from ...io import iter_jsonl, read_json
 from ..base import Sample, register_loader, resolve_image_path
 from .gqa import SHORT_ANSWER_SUFFIX, _local_parquet_files, image_bytes, load_lmms_split
@@ -94,16 +95,16 @@ def _hf_question_ids(hf_path: str, split: str, cache_dir: str | None) -> tuple[i
     into the cache.
     """
     local = Path(hf_path).expanduser()
+    if local.is_dir():
+        pq = require("pyarrow.parquet", "the hf data source")
+    else:
+        datasets = require("datasets", "the hf data source")
     try:
         if local.is_dir():
-            import pyarrow.parquet as pq
-
             ids = []
             for f in _local_parquet_files(local, None, split):
                 ids.extend(pq.read_table(f, columns=["question_id"]).column("question_id").to_pylist())
         else:
-            import datasets
-
             ds = datasets.load_dataset(hf_path, split=split, streaming=True, columns=["question_id"],
                                        cache_dir=cache_dir)
             ids = [qid for batch in ds.iter(batch_size=10_000) for qid in batch["question_id"]]
