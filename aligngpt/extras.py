@@ -33,7 +33,7 @@ def install_hint(module: str) -> str:
     return f"pip install 'aligngpt[{extra}]'" if extra else f"pip install {top}"
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def import_optional(module: str, purpose: str) -> ModuleType:
     """``import module``, or a one-line :class:`MissingExtraError` saying what to install."""
     try:
         return importlib.import_module(module)

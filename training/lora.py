@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from aligngpt.errors import ConfigError
-from aligngpt.extras import require
+from aligngpt.extras import import_optional
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class LoraOptions:
 
 def quantize_llm_linears(model: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
     """Swap the LLM linear layers for bitsandbytes 4-/8-bit ones (QLoRA); projector/gate untouched."""
-    require("bitsandbytes", "QLoRA (--bits 4/8)")
+    import_optional("bitsandbytes", "QLoRA (--bits 4/8)")
     if not torch.cuda.is_available():
         raise ConfigError("QLoRA (--bits 4/8) needs a CUDA device")
     import re
@@ -69,7 +69,7 @@ def quantize_llm_linears(model: nn.Module, bits: int, compute_dtype: torch.dtype
 
 def wrap_lora(model: nn.Module, opts: LoraOptions, modules_to_save: list[str]) -> nn.Module:
     """Add adapters to the LLM linears; ``modules_to_save`` stay fully trainable."""
-    require("peft", "LoRA (--lora-enable)")
+    import_optional("peft", "LoRA (--lora-enable)")
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if opts.bits in (4, 8):
@@ -107,7 +107,7 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     from .run import TrainOptions, build_for_training
 
-    require("peft", "merge-lora")
+    import_optional("peft", "merge-lora")
     run_dir = Path(run_dir)
     args_file = run_dir / "aligngpt_train_args.json"
     if not args_file.is_file() or not (run_dir / ADAPTER_DIR).is_dir():

@@ -107,9 +107,9 @@ def _settings(args) -> "RunSettings":
 
     source = args.source or ("local" if args.data_root else "toy")
     if source == "hf":  # before any folder or work
-        from ..extras import require
+        from ..extras import import_optional
 
-        require("datasets", "--source hf")
+        import_optional("datasets", "--source hf")
     data_root = args.data_root
     if source == "toy":
         if args.data_root:

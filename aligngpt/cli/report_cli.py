@@ -160,10 +160,10 @@ def cmd_table(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from ..extras import require
+    from ..extras import import_optional
     from ..report import plots
 
-    require("matplotlib", "aligngpt-eval plot")  # before any work
+    import_optional("matplotlib", "aligngpt-eval plot")  # before any work
 
     out = args.out or str(Path("results") / "figures" / args.kind.replace("-", "_"))
     literature = _split(args.literature)

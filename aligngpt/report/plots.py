@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..extras import require
+from ..extras import import_optional
 from ..io import atomic_write_bytes
 from ..io import iter_jsonl
 from .stats import metric_at
@@ -58,7 +58,7 @@ def _headline(task: str) -> str | None:
 
 
 def _figure(width: float, height: float):
-    require("matplotlib", "plotting")
+    import_optional("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...errors import DataError
-from ...extras import require
+from ...extras import import_optional
 from ...io import iter_jsonl, read_json
 from ..base import Sample, register_loader, resolve_image_path
 
@@ -62,7 +62,7 @@ def load_lmms_split(hf_path: str, config: str | None, split: str, *, cache_dir: 
     holding the repository's parquet files (read with the ``parquet`` builder, so no hub access).
     Images stay encoded (``{"bytes", "path"}``): samples carry raw bytes, never decoded pixels.
     """
-    datasets = require("datasets", "the hf data source")
+    datasets = import_optional("datasets", "the hf data source")
     local = Path(hf_path).expanduser()
     try:
         if local.is_dir():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import DataError
-from ...extras import require
+from ...extras import import_optional
 from ...io import iter_text_lines
 from ..base import Sample, register_loader
 
@@ -252,7 +252,7 @@ def load_hf_rows(hf_path: str, config: str | None, split: str, cache_dir: str | 
     ``{folder}/{split}-*.parquet`` without a config). Image columns are left encoded
     (``{"bytes", "path"}``) so the original file bytes reach the model's preprocessing.
     """
-    datasets = require("datasets", "the hf data source")
+    datasets = import_optional("datasets", "the hf data source")
     folder = Path(hf_path)
     if folder.is_dir():
         subdirs = [folder / config] if config else []

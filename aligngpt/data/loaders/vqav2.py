@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...errors import DataError
-from ...extras import require
+from ...extras import import_optional
 from ...io import iter_jsonl, read_json
 from ..base import Sample, register_loader, resolve_image_path
 from .gqa import SHORT_ANSWER_SUFFIX, _local_parquet_files, image_bytes, load_lmms_split
@@ -96,9 +96,9 @@ def _hf_question_ids(hf_path: str, split: str, cache_dir: str | None) -> tuple[i
     """
     local = Path(hf_path).expanduser()
     if local.is_dir():
-        pq = require("pyarrow.parquet", "the hf data source")
+        pq = import_optional("pyarrow.parquet", "the hf data source")
     else:
-        datasets = require("datasets", "the hf data source")
+        datasets = import_optional("datasets", "the hf data source")
     try:
         if local.is_dir():
             ids = []
