@@ -286,3 +286,20 @@ def test_toy_layout_loads_and_submits(tmp_path):
     # Answering with the first annotator's answer scores > 0 on every question.
     result = VQAv2ValEvaluator().score(val, {s.key: s.target["answers"][0] for s in val})
     assert all(r["score"] > 0 for r in result.per_sample.values())
+
+
+def test_cli_score_vqav2_val_with_and_without_submission_processor(val_root, capsys, tmp_path):
+    # Issue 18 criterion 2: `score --task vqav2_val` = m4c then the API; the documented switch
+    # `--no-submission-processor` = the API on the raw text (same numbers as the evaluator's).
+    from .faults_support import run_cli
+
+    answers = tmp_path / "answers.jsonl"
+    write_jsonl(answers, [{"question_id": c[0], "prompt": "", "text": c[4]} for c in VAL_CASES])
+    base = ["score", "--task", "vqav2_val", "--answers", answers, "--data-root", val_root, "--json"]
+    code, out, _ = run_cli(capsys, base)
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(67.5)
+    code, out, _ = run_cli(capsys, base + ["--no-submission-processor"])
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(75.0)
+    code, _, err = run_cli(capsys, ["score", "--task", "gqa", "--answers", answers, "--data-root", val_root,
+                                    "--no-submission-processor"])
+    assert code != 0 and "--no-submission-processor applies to vqav2_val and vizwiz_val" in err

@@ -52,12 +52,12 @@ def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings,
     ``submission_processor=False`` (CLI ``--no-submission-processor``) makes the locally
     API-scored tasks (vqav2_val, vizwiz_val) score the raw text without LLaVA's m4c processor.
     """
-    samples = load_samples(spec, settings)
     evaluator = get_evaluator(spec.evaluator)
     if not submission_processor:
         if not hasattr(evaluator, "submission_processor"):
             raise ConfigError(f"--no-submission-processor applies to vqav2_val and vizwiz_val, not {spec.name}")
         evaluator.submission_processor = False
+    samples = load_samples(spec, settings)
     judge = build_judge(settings.judge)
     check_judge_requirements({spec.name: evaluator}, judge)
     attach_judge(evaluator, judge)
