@@ -83,3 +83,182 @@ def test_textvqa_per_question_and_accuracy():
     assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
     scores = [m4c_textvqa_score(r["pred"], r["answers"]).score for r in data]
     assert sum(scores) / len(scores) == pytest.approx(summary("textvqa")["accuracy"], abs=1e-12)
+
+
+# ------------------------------------------------------------------ POPE (LLaVA eval_pope.py)
+def test_pope_per_answer_and_split_metrics():
+    from aligngpt.evaluators.pope import label_is_yes, parse_answer, split_metrics
+
+    data = rows("pope")
+    bad = mismatches(data, lambda r: parse_answer(r["text"]), lambda r: r["parsed"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    by_id = {r["id"]: r for r in data}
+    for split in summary("pope")["splits"]:
+        part = [by_id[i] for i in range(split["first_id"], split["last_id"] + 1)]
+        got = split_metrics([parse_answer(r["text"]) == "yes" for r in part], [label_is_yes(r["label"]) for r in part])
+        assert got["counts"] == {k: split[k] for k in ("TP", "FP", "TN", "FN")}
+        for k in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
+            assert got[k] == pytest.approx(100.0 * split[k], abs=1e-9), k
+
+
+# ------------------------------------------------------------------ MME (calculation.py)
+def test_mme_per_question_and_task_scores():
+    from aligngpt.evaluators.mme import category_score, parse_prediction
+
+    data = rows("mme")
+    bad = mismatches(data, lambda r: parse_prediction(r["pred"]), lambda r: r["parsed"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    bad = mismatches(data, lambda r: parse_prediction(r["pred"]) == r["gt"].lower(), lambda r: r["correct"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    official = summary("mme")
+    ours: dict[str, float] = {}
+    for task in official["task_scores"]:
+        part = [r for r in data if r["task"] == task]   # in file order: consecutive pairs
+        correct = [parse_prediction(r["pred"]) == r["gt"].lower() for r in part]
+        ours[task] = category_score(correct, [[i, i + 1] for i in range(0, len(part), 2)])["score"]
+    assert ours == pytest.approx(official["task_scores"], abs=1e-9)
+    from aligngpt.evaluators.mme import COGNITION, PERCEPTION
+
+    assert sum(ours[t] for t in PERCEPTION) == pytest.approx(official["perception"], abs=1e-9)
+    assert sum(ours[t] for t in COGNITION) == pytest.approx(official["cognition"], abs=1e-9)
+
+
+# ------------------------------------------------------------------ GQA (convert + eval.py)
+def test_gqa_per_question_and_accuracy():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.gqa import GQAEvaluator, convert_prediction
+
+    data = rows("gqa")
+    bad = mismatches(data, lambda r: convert_prediction(r["text"]), lambda r: r["prediction"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    samples = [Sample(question_id=r["id"], question="", target={
+        "answer": r["answer"], "structural": r["structural"], "balanced": r["balanced"]}) for r in data]
+    result = GQAEvaluator().score(samples, {r["id"]: r["text"] for r in data})
+    bad = mismatches(data, lambda r: result.per_sample[r["id"]]["score"], lambda r: r["score"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    assert result.metrics == pytest.approx(summary("gqa"), abs=1e-9)
+
+
+# ------------------------------------------------------------------ ScienceQA (eval_science_qa.py)
+def test_scienceqa_per_question_and_accuracy():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.scienceqa import ScienceQAEvaluator, choice_index, parse_letter
+
+    data = rows("scienceqa")
+    bad = mismatches(data, lambda r: parse_letter(r["text"]), lambda r: r["parsed"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    bad = mismatches(data, lambda r: choice_index(parse_letter(r["text"]), r["n_choices"]), lambda r: r["pred_idx"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    samples = [Sample(question_id=r["id"], question="", target={"answer": r["answer"], "n_choices": r["n_choices"]},
+                      meta={"has_image": r["image"]}) for r in data]
+    result = ScienceQAEvaluator().score(samples, {r["id"]: r["text"] for r in data})
+    bad = mismatches(data, lambda r: result.per_sample[r["id"]]["score"] == 1.0, lambda r: r["correct"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    official = summary("scienceqa")
+    assert result.metrics["accuracy"] == pytest.approx(official["acc"], abs=1e-9)
+    assert result.metrics["img_accuracy"] == pytest.approx(official["img_acc"], abs=1e-9)
+
+
+# ------------------------------------------------------------------ SEED (convert_seed_for_submission.py)
+def test_seed_per_question_and_printed_accuracies():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.seed import SEEDImageEvaluator
+
+    data = rows("seed_image")
+    samples = [Sample(question_id=r["id"], question="", target=r["answer"],
+                      meta={"question_type_id": r["type_id"], "dimension": f"Dim {r['type_id']}"}) for r in data]
+    result = SEEDImageEvaluator().score(samples, {str(r["id"]): r["text"] for r in data})
+    bad = mismatches(data, lambda r: result.per_sample[str(r["id"])]["score"] == 1.0, lambda r: r["correct"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    printed = summary("seed_image")["printed"]
+    ours = [f"{name}: {acc:.2f}%" for name, acc in result.metrics["dimensions"].items()]
+    assert ours == printed[:9]
+    assert f"image accuracy: {result.metrics['image_accuracy']:.2f}%" in printed
+
+
+# ------------------------------------------------------------------ MMBench (OpenCompass eval_mmbench.py)
+def test_mmbench_extraction_and_circular_hits():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.mmbench import MMBenchEvaluator, can_infer
+
+    data = rows("mmbench")
+    bad = mismatches(data, lambda r: can_infer(r["prediction"], r["options"]), lambda r: r["parsed"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    samples = [Sample(question_id=r["index"], question="", target=r["answer"], meta={
+        "choices": r["options"], "question_raw": r["question"], "index": r["index"],
+        "category": r["category"], "l2_category": r["l2"]}) for r in data]
+    result = MMBenchEvaluator(xlsx_roundtrip=False).score(samples, {str(r["index"]): r["prediction"] for r in data})
+    hits = summary("mmbench")["hits"]
+    assert len(hits) >= 500
+    for main, official in hits.items():
+        ours = result.per_sample[main]["score"]
+        if official == "needs_llm":
+            # The official code would now ask gpt-3.5-turbo-0613; without a judge we score the
+            # question 0 and report its unresolved rows (documented deviation).
+            group = [r for r in result.per_sample.values() if r["group"] == int(main)]
+            assert ours == 0 and any(r["parsed"] is None for r in group), main
+        else:
+            assert ours == official, main
+
+
+def jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# ------------------------------------------------------------------ LLaVA-Bench (LLaVA review scripts)
+def test_llava_bench_parse_score():
+    from aligngpt.evaluators.llava_bench import parse_score
+
+    data = jsonl(DATA / "llava_bench" / "parse_score.jsonl")
+    assert len(data) >= 2000
+
+    def ours(r):
+        got = parse_score(r["review"])
+        got = [-1.0, -1.0] if got is None else list(got)   # the official failure value
+        return [None if x != x else x for x in got], [x != x for x in got]
+
+    bad = mismatches(data, ours, lambda r: (r["parsed"], r["nan"]))
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+
+
+def test_llava_bench_summary_math():
+    from aligngpt.evaluators.llava_bench import LLaVABenchEvaluator
+
+    evaluator = LLaVABenchEvaluator()
+    sets = jsonl(DATA / "llava_bench" / "summaries.jsonl")
+    assert len(sets) >= 100
+    for s in sets:
+        pairs: dict[str, list] = {"all": []}
+        for r in s["reviews"]:
+            pairs["all"].append(tuple(r["tuple"]))
+            pairs.setdefault(r["category"], []).append(tuple(r["tuple"]))
+        for name, printed in s["printed"].items():
+            got = evaluator._summary(pairs[name])
+            # summarize_gpt_review.py prints round(ratio, 1), round(ref * 10, 1), round(model * 10, 1)
+            assert [round(got["relative"], 1), round(got["reference"] * 10, 1), round(got["model"] * 10, 1)] \
+                == printed, (s["id"], name)
+
+
+# ------------------------------------------------------------------ MM-Vet (mm-vet_evaluator.py export_result)
+def test_mmvet_aggregation_math():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.mmvet import MMVetEvaluator
+
+    sets = jsonl(DATA / "mmvet" / "aggregates.jsonl")
+    assert len(sets) >= 100
+    for s in sets:
+        evaluator = MMVetEvaluator(num_runs=s["num_run"])
+        samples = [Sample(question_id=k, question="", target={"capability": v["capability"]})
+                   for k, v in s["questions"].items()]
+        got = evaluator._aggregate(samples, {k: v["scores"] for k, v in s["questions"].items()})
+        official = s["capabilities"]   # rounded by the official code to 12 decimals
+        assert got["total"] == pytest.approx(official["total"], abs=1e-9), s["id"]
+        for cap, value in official.items():
+            if cap != "total":
+                assert got["capabilities"][cap] == pytest.approx(value, abs=1e-9), (s["id"], cap)
+        # The official integration names join a set (order varies); compare as capability sets.
+        ours = {frozenset(k.split("_")): v for k, v in got["integrations"].items()}
+        assert ours == pytest.approx({frozenset(k.split("_")): v for k, v in s["integrations"].items()}, abs=1e-9)
+        if s["num_run"] > 1:
+            assert got["total_std"] == pytest.approx(s["std"], abs=1e-9), s["id"]

@@ -111,3 +111,181 @@ def vqa_cases(n: int = 3000, seed: int = 18, n_answers: int = 10, types=ANSWER_T
             pred = _decorated(rng, rng.choice(VQA_GROUPS))
         cases.append({"id": i, "pred": pred, "answers": answers, "answer_type": rng.choice(types)})
     return cases
+
+
+# --------------------------------------------------------------------------- yes/no (POPE, MME)
+YES_NO_TOKENS = ["yes", "Yes", "YES", "no", "No", "NO", "not", "Not", "NOT", "nope", "Nope", "none",
+                 "there", "is", "a", "dog", "in", "the", "image", "no.", "No,", "not,", "n't", "isn't",
+                 "No!", "(no)", "no\n", "\tno", ".", ",", "yes.", "Yes,", "yeah", "y", "n", "eyes",
+                 "nothing", "know", "I", "cannot", "No.5", "ｎｏ", "no\u00a0dog", "NO.", "yes\nno", ""]
+SEPARATORS = [" ", " ", " ", "  ", ",", ", ", ".", ". ", "\n", "\t", "", " , "]
+
+
+def yes_no_text(rng: random.Random, tokens: list[str] = YES_NO_TOKENS) -> str:
+    parts = [rng.choice(tokens) for _ in range(rng.choice((1, 1, 1, 2, 3, 5)))]
+    text = parts[0]
+    for p in parts[1:]:
+        text += rng.choice(SEPARATORS) + p
+    return text
+
+
+def pope_cases(n: int = 3000, seed: int = 21) -> list[dict]:
+    """Answer text + label; labels are mostly yes/no, sometimes odd spellings."""
+    rng = random.Random(seed)
+    labels = ["yes", "no"] * 8 + ["No", "YES", "Yes", "no ", "", "n"]
+    return [{"id": i, "text": yes_no_text(rng), "label": rng.choice(labels)} for i in range(n)]
+
+
+MME_TOKENS = [t for t in YES_NO_TOKENS if "\n" not in t and "\t" not in t] + [
+    "Yes, there is", "No, there is not", "The answer is yes", "nO", "yES", "y e s", "no-", "yesno"]
+
+
+def mme_cases(n: int = 3000, seed: int = 22) -> list[dict]:
+    """Prediction + gold (Yes/No spellings); no tab or newline (they break calculation.py's
+    line format, which we document as a deviation instead)."""
+    rng = random.Random(seed)
+    seps = [s for s in SEPARATORS if s not in ("\n", "\t")]
+    out = []
+    for i in range(n):
+        parts = [rng.choice(MME_TOKENS) for _ in range(rng.choice((1, 1, 1, 2, 3)))]
+        text = parts[0]
+        for p in parts[1:]:
+            text += rng.choice(seps) + p
+        out.append({"id": i, "pred": text, "gt": rng.choice(["Yes", "No", "yes", "no", "YES", "NO"])})
+    return out
+
+
+# --------------------------------------------------------------------------- GQA
+GQA_GOLD = ["yes", "no", "left", "right", "table", "t-shirt", "white", "man", "straße", "café",
+            "1", "two", "a", "the table", "dr. pepper", "u.s.", ""]
+
+
+def gqa_cases(n: int = 2000, seed: int = 23) -> list[dict]:
+    rng = random.Random(seed)
+    decorations = [lambda s: s, lambda s: s, str.upper, str.title, lambda s: s + ".", lambda s: s + "..",
+                   lambda s: s + ". ", lambda s: " " + s, lambda s: s + " ", lambda s: "a " + s,
+                   lambda s: "The " + s + ".", lambda s: s + "!", lambda s: s + ".\n", lambda s: "." + s,
+                   lambda s: s.replace("e", "é"), lambda s: s + "…", lambda s: "İ" + s]
+    out = []
+    for i in range(n):
+        gold = rng.choice(GQA_GOLD)
+        base = gold if rng.random() < 0.7 else rng.choice(GQA_GOLD)
+        text = rng.choice(decorations)(base)
+        out.append({"id": f"q{i}", "text": text, "answer": gold,
+                    "structural": rng.choice(["query", "verify", "logical", "choose", "compare"]),
+                    "balanced": rng.random() < 0.9})
+    return out
+
+
+# --------------------------------------------------------------------------- letters (SQA, SEED)
+LETTER_TEXTS = ["A", "B", "C", "D", "E", "F", "Z", "a", "b", "A.", "B.", "A. ", "A. cat", "B. the dog",
+                "A.cat", "(A)", "A)", "A) cat", " A", "A ", "A\n", "AB", "", " ", "E. something",
+                "The answer is B.", "The answer is B", "The answer is b.", "The answer is BB.",
+                "The answer is B. The answer is C.", "the answer is A.", "The answer is Z.",
+                "The answer is A.\nThe answer is A.", "Answer: A", "Option A", "A, B", "A.\n",
+                "Ａ", "A。", "The answer is (A).", "The answer is A,", "The answer is E!", "C.  x",
+                "D. ", "The answer is C.D", "I think the answer is D.", "A.B.", "nan", "B\t"]
+
+
+def sqa_cases(n: int = 2000, seed: int = 24) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        n_choices = rng.randint(2, 5)
+        text = rng.choice(LETTER_TEXTS)
+        if rng.random() < 0.3:
+            text = rng.choice(LETTER_TEXTS) + rng.choice(["", " ", "\n", ". "]) + rng.choice(LETTER_TEXTS)
+        out.append({"id": str(i), "text": text, "n_choices": n_choices,
+                    "answer": rng.randrange(n_choices), "image": rng.random() < 0.6})
+    return out
+
+
+def seed_cases(n: int = 2000, seed: int = 25) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        answer = rng.choice("ABCD")
+        text = rng.choice(LETTER_TEXTS) if rng.random() < 0.6 else rng.choice("ABCD")
+        if rng.random() < 0.2:
+            text = rng.choice(LETTER_TEXTS) + rng.choice(LETTER_TEXTS)
+        out.append({"id": 100000 + i, "text": text, "answer": answer,
+                    "type_id": rng.randint(1, 9), "data_type": "image"})
+    return out
+
+
+# --------------------------------------------------------------------------- MMBench
+MMB_OPTIONS = ["cat", "a cat", "Cat", "dog", "A", "B", "yes", "no", "1", "10", "E", "the answer",
+               "red and blue", "blue", "Red", "猫", "狗", "ca", "cat dog", "a", "A cat", "(A)", "none"]
+MMB_TOKENS = ["A", "B", "C", "D", "E", "F", "a", "A.", "B,", "C:", "D)", "A).", "(B)", "(C).", ":D",
+              ":A,", ":B.", ":C)", ":D).", "cat", "dog", "The", "answer", "is", "Option", "I", "think",
+              "because", "blue", "red", "yes", "no", "1", "10", "猫", "答案", "选", "A。", "(A", "B)",
+              "Answer:", "A:", "A,B", "A/B", "AB", "A-", "\n", "Cat", "RED", "the", "E."]
+
+
+def mmbench_cases(n_questions: int = 700, seed: int = 26) -> list[dict]:
+    """Circular groups: one row per rotation of a question's options (index + k * 1e6)."""
+    rng = random.Random(seed)
+    rows = []
+    for q in range(n_questions):
+        n_opt = rng.choice((2, 3, 4, 4))
+        texts = rng.sample(MMB_OPTIONS, n_opt)
+        answer = rng.randrange(n_opt)
+        for k in range(n_opt):
+            rotated = texts[k:] + texts[:k]
+            options = {"ABCD"[j]: t for j, t in enumerate(rotated)}
+            target = "ABCD"[(answer - k) % n_opt]
+            r = rng.random()
+            if r < 0.35:
+                pred = target if rng.random() < 0.8 else rng.choice("ABCD"[:n_opt])
+            elif r < 0.5:
+                pred = rotated[(answer - k) % n_opt] if rng.random() < 0.7 else rng.choice(rotated)
+            else:
+                pred = " ".join(rng.choice(MMB_TOKENS + rotated) for _ in range(rng.choice((1, 2, 3, 4, 6))))
+            rows.append({"index": q + k * 1_000_000, "question": f"Question {q}", "options": options,
+                         "answer": target, "prediction": pred,
+                         "category": rng.choice(["c1", "c2", "c3"]), "l2": rng.choice(["l2a", "l2b"])})
+    return rows
+
+
+# --------------------------------------------------------------------------- judged aggregation
+REVIEW_FIRST_LINES = ["8 9", "8 9\nbecause", "8, 9", "8,9", "8  9", " 8 9", "8 9 ", "8.5 7", "10 10",
+                      "1e1 2", "nan 5", "inf 3", "-1 4", "8\t9", "8", "", "Score: 8 9", "eight nine",
+                      "7 6.", "9 8\n\n1 2", "3 +4", "٣ ٤", "８ ９", "0x1 2", "1_0 2", "7,", ",7"]
+
+
+def review_cases(n: int = 2000, seed: int = 27) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"id": i, "review": rng.choice(REVIEW_FIRST_LINES) + rng.choice(["", "\nThe assistant ..."])}
+            for i in range(n)]
+
+
+def llava_bench_sets(n_sets: int = 200, seed: int = 28) -> list[dict]:
+    """Review files: (category, [reference, model]) per question, some [-1, -1]."""
+    rng = random.Random(seed)
+    sets = []
+    for i in range(n_sets):
+        reviews = []
+        for q in range(rng.randint(1, 40)):
+            pair = [-1, -1] if rng.random() < 0.05 else [rng.choice((5, 6, 7, 8, 8.5, 9, 10)),
+                                                         rng.choice((1, 2, 3, 4, 5, 6, 7, 7.5, 8, 9, 10))]
+            reviews.append({"question_id": q, "category": rng.choice(["conv", "detail", "complex"]), "tuple": pair})
+        sets.append({"id": i, "reviews": reviews})
+    return sets
+
+
+MMVET_CAPS = ["rec", "ocr", "know", "gen", "spat", "math"]
+
+
+def mmvet_sets(n_sets: int = 120, seed: int = 29) -> list[dict]:
+    """Grade files: capability lists and 1-5 runs of scores in {0.0, 0.1, ..., 1.0}."""
+    rng = random.Random(seed)
+    sets = []
+    for i in range(n_sets):
+        num_run = rng.choice((1, 1, 2, 3, 5))
+        questions = {}
+        for q in range(rng.randint(5, 100)):
+            caps = rng.sample(MMVET_CAPS, rng.choice((1, 1, 2, 2, 3)))
+            questions[f"v1_{q}"] = {"capability": caps,
+                                    "scores": [rng.randint(0, 10) / 10 for _ in range(num_run)]}
+        sets.append({"id": i, "num_run": num_run, "questions": questions})
+    return sets

@@ -29,7 +29,9 @@ SOURCES = {
     "summarize_review": ("haotian-liu/LLaVA", "c121f043", "llava/eval/summarize_gpt_review.py"),
     "review_bench": ("haotian-liu/LLaVA", "c121f043", "llava/eval/eval_gpt_review_bench.py"),
     "gqa_eval": ("SHI-Labs/VCoder", "4e85ace", "playground/data/eval/gqa/data/eval/eval.py"),
-    "mmvet": ("yuweihao/MM-Vet", "HEAD", "mm-vet_evaluator.py"),
+    "mmvet": ("yuweihao/MM-Vet", "acde843", "mm-vet_evaluator.py"),
+    "mme_calc": ("zjunlp/Deco", "fee8d757", "eval_tool/calculation.py"),
+    "mmbench": ("open-compass/opencompass", "6ca2be66", "tools/eval_mmbench.py"),
 }
 
 

@@ -1,0 +1,92 @@
+"""Vectors for the LLaVA-Bench and MM-Vet judge-score parsing and aggregation math.
+
+usage: python dev/official_vectors/build_judged_family.py [OUT_DIR]
+Needs numpy, pandas, tqdm in the running Python. No judge is called: the official scripts are
+given review / grade files that already hold every score.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from build_choice_family import run_script  # noqa: E402
+from build_vqa_family import write_jsonl  # noqa: E402
+from cases import llava_bench_sets, mmvet_sets, review_cases  # noqa: E402
+from official_src import load_module, materialise  # noqa: E402
+
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[1] / "tests/data/official_vectors"
+
+
+def stub_openai() -> None:
+    """The official files import the openai client at the top; it is never used here."""
+    openai = types.ModuleType("openai")
+    openai.OpenAI = lambda *a, **k: None
+    exceptions = types.ModuleType("openai._exceptions")
+    exceptions.RateLimitError = type("RateLimitError", (Exception,), {})
+    sys.modules.setdefault("openai", openai)
+    sys.modules.setdefault("openai._exceptions", exceptions)
+
+
+def llava_bench() -> None:
+    stub_openai()
+    bench = load_module(materialise("review_bench"), "eval_gpt_review_bench")
+    rows = []
+    for c in review_cases():
+        with contextlib.redirect_stdout(io.StringIO()):
+            got = bench.parse_score(c["review"])
+        rows.append(dict(c, parsed=[None if math.isnan(x) else x for x in got],
+                         nan=[math.isnan(x) for x in got]))
+    summarize = materialise("summarize_review")
+    sets = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for s in llava_bench_sets():
+            (tmp / "review_x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in s["reviews"]))
+            _, printed = run_script(summarize, ["-f", "review_x.jsonl"], tmp)
+            # "<category> <relative> <reference*10> <model*10>", each rounded to 1 decimal
+            lines = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in printed.splitlines()[1:-1]}
+            sets.append(dict(s, printed=lines))
+    write_jsonl(OUT / "llava_bench/parse_score.jsonl", rows)
+    write_jsonl(OUT / "llava_bench/summaries.jsonl", sets)
+
+
+def mmvet() -> None:
+    stub_openai()
+    script = materialise("mmvet")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for s in mmvet_sets():
+            qs = s["questions"]
+            (tmp / "mm-vet.json").write_text(json.dumps(
+                {k: {"imagename": "x.png", "question": "q", "answer": "a", "capability": v["capability"]}
+                 for k, v in qs.items()}))
+            (tmp / "m.json").write_text(json.dumps({k: "pred" for k in qs}))
+            (tmp / f"m_gpt-4-0613-grade-{s['num_run']}runs.json").write_text(json.dumps(
+                {k: {"model": ["gpt-4-0613"] * s["num_run"], "content": ["x"] * s["num_run"], "score": v["scores"]}
+                 for k, v in qs.items()}))
+            run_script(script, ["--mmvet_path", str(tmp), "--result_file", str(tmp / "m.json"),
+                                "--result_path", str(tmp), "--num_run", str(s["num_run"]),
+                                "--decimal_places", "12"], tmp)
+            import pandas as pd
+
+            cap = pd.read_csv(tmp / f"m_gpt-4-0613-cap-score-{s['num_run']}runs.csv", index_col=0)
+            integ = pd.read_csv(tmp / f"m_gpt-4-0613-cap-int-score-{s['num_run']}runs.csv", index_col=0)
+            out.append(dict(s, capabilities={k: float(cap.loc["m", k]) for k in cap.columns if k not in ("std", "runs")},
+                            integrations={k: float(integ.loc["m", k]) for k in integ.columns
+                                          if k not in ("std", "runs", "total")},
+                            std=float(cap.loc["m", "std"])))
+    write_jsonl(OUT / "mmvet/aggregates.jsonl", out)
+
+
+if __name__ == "__main__":
+    for step in sys.argv[2:] or ["llava_bench", "mmvet"]:
+        globals()[step]()
