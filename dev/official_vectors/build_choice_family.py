@@ -226,6 +226,64 @@ def mmbench() -> None:
     (OUT / "mmbench/summary.json").write_text(json.dumps({"hits": {str(k): v for k, v in hits.items()}}) + "\n")
 
 
+def mmbench_xlsx() -> None:
+    """LLaVA's convert_mmbench_for_submission.py, then OpenCompass eval_result, end to end."""
+    import pandas as pd
+
+    from cases import mmbench_xlsx_cases
+
+    class FailingModel:   # stands in for opencompass.models.OpenAI: every request fails
+        def __init__(self, *a, **k):
+            pass
+
+        def generate(self, prompts):
+            return ["Failed to obtain answer via API"]
+
+    fake = types.ModuleType("opencompass.models")
+    fake.OpenAI = FailingModel
+    sys.modules.setdefault("opencompass", types.ModuleType("opencompass"))
+    sys.modules["opencompass.models"] = fake
+    mod = load_module(materialise("mmbench"), "eval_mmbench_xlsx")
+    # Observe (not change) which rows reach the LLM step: record the row, call the original.
+    reached: set[int] = set()
+    original = mod.extract_answer_from_item
+
+    def observed(model, item):
+        reached.add(int(item["index"]) % 1_000_000)
+        return original(model, item)
+
+    mod.extract_answer_from_item = observed
+    convert = materialise("convert_mmbench")
+    cases = mmbench_xlsx_cases()
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        table = pd.DataFrame([{"index": r["index"], "question": r["question"], "hint": math.nan,
+                               **{L: r["options"].get(L, math.nan) for L in "ABCD"}, "answer": r["answer"],
+                               "category": r["category"], "source": "s", "l2-category": r["l2"],
+                               "comment": math.nan, "split": "dev", "image": png} for r in cases])
+        table.to_csv(tmp / "meta.tsv", sep="\t", index=False)
+        (tmp / "answers").mkdir()
+        (tmp / "answers" / "m.jsonl").write_text("".join(json.dumps({"question_id": r["index"], "text": r["prediction"]}) + "\n"
+                                                         for r in cases))
+        run_script(convert, ["--annotation-file", "meta.tsv", "--result-dir", "answers", "--upload-dir", ".",
+                             "--experiment", "m"], tmp)
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                mod.eval_result(str(tmp / "m.xlsx"), "openai", str(tmp / "meta.tsv"))
+        finally:
+            os.chdir(cwd)
+        hits = mod.load(str(tmp / "m_openai_result.pkl"))
+        meta_tsv = (tmp / "meta.tsv").read_text(encoding="utf-8")
+    out = [{"main": int(m), "hit": int(h), "llm_asked": int(m) in reached} for m, h in sorted(hits.items())]
+    (OUT / "mmbench_xlsx").mkdir(parents=True, exist_ok=True)
+    (OUT / "mmbench_xlsx/meta.tsv").write_text(meta_tsv.replace(png, "AAAA"), encoding="utf-8")
+    write_jsonl(OUT / "mmbench_xlsx/predictions.jsonl", [{"index": r["index"], "text": r["prediction"]} for r in cases])
+    write_jsonl(OUT / "mmbench_xlsx/hits.jsonl", out)
+
+
 if __name__ == "__main__":
-    for step in sys.argv[2:] or ["pope", "mme", "gqa", "sqa", "seed", "mmbench"]:
+    for step in sys.argv[2:] or ["pope", "mme", "gqa", "sqa", "seed", "mmbench", "mmbench_xlsx"]:
         globals()[step]()

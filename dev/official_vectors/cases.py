@@ -289,3 +289,45 @@ def mmvet_sets(n_sets: int = 120, seed: int = 29) -> list[dict]:
                                     "scores": [rng.randint(0, 10) / 10 for _ in range(num_run)]}
         sets.append({"id": i, "num_run": num_run, "questions": questions})
     return sets
+
+
+XLSX_TEXTS = ["", "None", "NA", "nan", "null", "#N/A", "N/A", "NULL", "<NA>", "n/a", "-nan", "none", "NaN ",
+              "=1+1", "=A", "=", "'A", " A", "A ", "TRUE", "FALSE", "1", "1.0", "1e3", "0123", "A\n", "\tA",
+              "_x000D_", "A_x0041_", "A\r", "A\r\nB", "€", "A. None", "#REF!", "+A", "-A", "@A"]
+
+
+NA_LIKE = {"", "none", "na", "nan", "null", "#n/a", "n/a", "<na>", "-nan"}
+
+
+def mmbench_xlsx_cases(n_questions: int = 400, seed: int = 30) -> list[dict]:
+    """Circular groups whose predictions, questions and option cells go through LLaVA's xlsx
+    export and OpenCompass' pandas re-read (NA strings, formulas, escapes)."""
+    rng = random.Random(seed)
+    rows = []
+    for q in range(n_questions):
+        n_opt = rng.choice((2, 3, 4, 4))
+        # Option cells live in the TSV: no tab, newline or carriage return there; and no NA
+        # text (every option is the A option of one rotation, and the loader, like LLaVA's
+        # driver, stops at the first missing option: fewer than two is refused).
+        pool = [t for t in MMB_OPTIONS + XLSX_TEXTS
+                if not any(c in t for c in "\t\n\r") and t.strip().lower() not in NA_LIKE]
+        texts = rng.sample(pool, n_opt) if rng.random() < 0.4 else rng.sample(pool[:len(MMB_OPTIONS) - 1], n_opt)
+        answer = rng.randrange(n_opt)
+        question = rng.choice([f"Question {q}", f"Question {q} None", f"=Question {q}"])
+        for k in range(n_opt):
+            rotated = texts[k:] + texts[:k]
+            target = "ABCD"[(answer - k) % n_opt]
+            r = rng.random()
+            if r < 0.4:
+                pred = target if rng.random() < 0.8 else rng.choice("ABCD"[:n_opt])
+            elif r < 0.6:
+                pred = rng.choice(XLSX_TEXTS)
+            elif r < 0.75:
+                pred = rng.choice(XLSX_TEXTS) + " " + target
+            else:
+                pred = " ".join(rng.choice(MMB_TOKENS + rotated) for _ in range(rng.choice((1, 2, 3))))
+            rows.append({"index": q + k * 1_000_000, "question": question,
+                         "options": {"ABCD"[j]: t for j, t in enumerate(rotated)},
+                         "answer": target, "prediction": pred, "category": rng.choice(["c1", "c2"]),
+                         "l2": rng.choice(["l2a", "l2b"])})
+    return rows

@@ -32,6 +32,7 @@ SOURCES = {
     "mmvet": ("yuweihao/MM-Vet", "acde843", "mm-vet_evaluator.py"),
     "mme_calc": ("zjunlp/Deco", "fee8d757", "eval_tool/calculation.py"),
     "mmbench": ("open-compass/opencompass", "6ca2be66", "tools/eval_mmbench.py"),
+    "convert_mmbench": ("haotian-liu/LLaVA", "c121f043", "scripts/convert_mmbench_for_submission.py"),
 }
 
 
