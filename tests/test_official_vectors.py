@@ -288,3 +288,28 @@ def test_mmbench_end_to_end_through_the_submission_xlsx():
         elif ours != row["hit"]:
             bad.append((row["main"], ours, row["hit"]))
     assert not bad, f"{len(bad)} of {len(official)} disagree, e.g. {bad[:5]}"
+
+
+# ------------------------------------------------------------------ criterion 2: the CLI, end to end
+@pytest.mark.parametrize("flags,field", [([], "api_m4c"), (["--no-submission-processor"], "api_raw")])
+def test_cli_vqav2_val_gives_the_official_api_numbers(tmp_path, capsys, flags, field):
+    # 400 vector questions in the real VQA v2 val layout; `score --task vqav2_val` must print the
+    # means of the official API's per-question scores: after LLaVA's m4c processor by default,
+    # on the raw text with --no-submission-processor.
+    from .builders_sqa_textvqa_seed import write_jsonl
+    from .builders_vqa_vizwiz import vqa_annotation, vqa_question, write_vqav2_val
+    from .faults_support import run_cli
+
+    data = rows("vqav2_val")[:400]
+    write_vqav2_val(tmp_path, [vqa_question(5000 + r["id"], 7, "Q?") for r in data],
+                    [vqa_annotation(5000 + r["id"], 7, r["answers"], r["answer_type"]) for r in data])
+    answers = tmp_path / "answers.jsonl"
+    write_jsonl(answers, [{"question_id": 5000 + r["id"], "prompt": "Q?", "text": r["pred"]} for r in data])
+    code, out, _ = run_cli(capsys, ["score", "--task", "vqav2_val", "--answers", answers,
+                                    "--data-root", tmp_path, "--json", *flags])
+    assert code == 0
+    metrics = json.loads(out)["metrics"]
+    assert metrics["accuracy"] == pytest.approx(sum(r[field] for r in data) / len(data), abs=1e-9)
+    for atype in ("yes/no", "number", "other"):
+        chosen = [r[field] for r in data if r["answer_type"] == atype]
+        assert metrics[atype] == pytest.approx(sum(chosen) / len(chosen), abs=1e-9)
