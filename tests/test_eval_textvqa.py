@@ -98,8 +98,9 @@ def test_scoring_m4c_accuracy(tv_root):
     assert result.metrics["accuracy"] == pytest.approx(78.0)
     assert result.n == 5
     assert result.per_sample["34700"]["parsed"] == "5"
-    assert result.per_sample["34602"] == pytest.approx(
-        {"target": ["dakota"] * 3 + ["dakota digital"] * 7, "parsed": "dakota", "score": 0.9})
+    row = result.per_sample["34602"]  # (pytest.approx does not take nested containers)
+    assert row["target"] == ["dakota"] * 3 + ["dakota digital"] * 7 and row["parsed"] == "dakota"
+    assert row["score"] == pytest.approx(0.9)
     # Without the official collapse the first jersey line is scored on its own answers ("22").
     own = TextVQAEvaluator().score(load_local(tv_root, collapse_duplicates=False), preds)
     assert own.metrics["accuracy"] == pytest.approx((0.9 + 1 + 1 + 1 + 1) / 5 * 100)
