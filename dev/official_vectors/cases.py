@@ -331,3 +331,16 @@ def mmbench_xlsx_cases(n_questions: int = 400, seed: int = 30) -> list[dict]:
                          "answer": target, "prediction": pred, "category": rng.choice(["c1", "c2"]),
                          "l2": rng.choice(["l2a", "l2b"])})
     return rows
+
+
+GRADE_REPLIES_GOOD = ["0.5", "1.0", "0", "1", "0.0", "0.30", ".5", "1e-1", "0.5 ", "0.5\n", "0.5 because",
+                      "٠.٥", "1.0\n\n", "0.9\tx"]
+GRADE_REPLIES_BAD = ["1.1", "-0.1", " 0.5", "Correct", "", "5", "0.5.", "0,5", "<0.5>", "Score: 0.5", "inf",
+                     "0.7|", "-inf", "1/2"]
+
+
+def mmvet_grading_scripts(n: int = 800, seed: int = 31) -> list[dict]:
+    """Per sample, the six replies a grader would give in turn (most need some re-asks)."""
+    rng = random.Random(seed)
+    return [{"id": f"v1_{i}", "replies": [rng.choice(GRADE_REPLIES_BAD if rng.random() < 0.55 else GRADE_REPLIES_GOOD)
+                                          for _ in range(6)]} for i in range(n)]
