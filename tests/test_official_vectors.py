@@ -359,3 +359,53 @@ def test_mmvet_grading_loop_accepts_the_same_reply_with_the_same_requests():
         if result.per_sample[r["id"]]["score"] != r["score"] or log[r["id"]] != official_requests:
             bad.append((r["id"], result.per_sample[r["id"]]["score"], r["score"], log[r["id"]], r["requests"]))
     assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:3]}"
+
+
+def test_llava_bench_requests_scores_and_summary_end_to_end():
+    # eval_gpt_review_bench.py (stub openai) recorded every request it sent and the tuple it
+    # stored; summarize_gpt_review.py summarised that review file. Our evaluator must send the
+    # same bytes with the same parameters, read the same tuples, and print the same numbers.
+    import hashlib
+
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.llava_bench import LLaVABenchEvaluator
+    from aligngpt.judge import JudgeReply, JudgeStats
+
+    data = jsonl(DATA / "llava_bench" / "requests.jsonl")
+    script = iter(data)   # requests arrive in question order, as the official script sends them
+    params: list[dict] = []
+    digests: list[str] = []
+
+    class ScriptedJudge:
+        model = "gpt-4-0314"
+
+        def chat(self, messages, *, temperature=None, max_tokens=None, salt=None, **extra):
+            params.append({"model": self.model, "temperature": temperature, "max_tokens": max_tokens})
+            digests.append(hashlib.sha256(json.dumps(list(messages), ensure_ascii=False).encode()).hexdigest())
+            return JudgeReply(ok=True, content=next(script)["review"], served_model=self.model)
+
+        def map(self, fn, items):
+            return [fn(item) for item in items]
+
+        def stats(self):
+            return JudgeStats()
+
+        def describe(self):
+            return {"model": self.model}
+
+    samples = [Sample(question_id=r["id"], question=r["question"],
+                      target={"reference": r["reference"], "caption": r["caption"], "category": r["category"]})
+               for r in data]
+    result = LLaVABenchEvaluator(ScriptedJudge(), unparsed_as_minus_one=True).score(
+        samples, {str(r["id"]): r["answer"] for r in data})
+    assert params == [r["request_params"] for r in data]
+    assert digests == [r["request_sha256"] for r in data]   # byte-identical requests
+    bad = mismatches(data, lambda r: [result.per_sample[str(r["id"])]["reference_score"],
+                                      result.per_sample[str(r["id"])]["model_score"]], lambda r: r["tuple"])
+    assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:5]}"
+    printed = json.loads((DATA / "llava_bench" / "requests_summary.json").read_text())
+    scores = result.metrics["scores"]
+    for name, (relative, ref10, model10) in printed.items():
+        got = scores["all" if name == "all" else name.removeprefix("llava_bench_")]
+        rel = result.metrics["relative_score"] if name == "all" else result.metrics["categories"][name.removeprefix("llava_bench_")]
+        assert [round(rel, 1), round(got["reference"] * 10, 1), round(got["model"] * 10, 1)] == [relative, ref10, model10], name

@@ -7,6 +7,7 @@ given review / grade files that already hold every score.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -133,6 +134,47 @@ def mmvet_grading() -> None:
     write_jsonl(OUT / "mmvet/grading.jsonl", rows)
 
 
+def llava_bench_requests() -> None:
+    """eval_gpt_review_bench.py as ``__main__`` with a stub ``openai.ChatCompletion``: the exact
+    request of every question, and the tuple it stores for the scripted review."""
+    from cases import llava_bench_requests as make
+
+    cases = make()
+    sent: list[dict] = []
+    reviews_in_order = iter([c["review"] for c in cases])
+
+    def create(**kwargs):   # the script asks once per question, in question-file order
+        sent.append(kwargs)
+        return {"choices": [{"message": {"content": next(reviews_in_order)}}]}
+
+    openai = types.ModuleType("openai")
+    openai.ChatCompletion = types.SimpleNamespace(create=create)
+    openai.error = types.SimpleNamespace(RateLimitError=type("RateLimitError", (Exception,), {}))
+    sys.modules["openai"] = openai
+    script, rule_file = materialise("review_bench"), materialise("rule_json")
+    contexts = {c["image"]: c["caption"] for c in cases}   # one context per image (last wins)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "q.jsonl").write_text("".join(json.dumps({"question_id": c["id"], "image": c["image"], "text": c["question"],
+                                                         "category": c["category"]}) + "\n" for c in cases))
+        (tmp / "ctx.jsonl").write_text("".join(json.dumps({"image": k, "caption": v}) + "\n" for k, v in contexts.items()))
+        (tmp / "ref.jsonl").write_text("".join(json.dumps({"question_id": c["id"], "text": c["reference"]}) + "\n" for c in cases))
+        (tmp / "ans.jsonl").write_text("".join(json.dumps({"question_id": c["id"], "answer_id": f"a{c['id']}",
+                                                           "text": c["answer"]}) + "\n" for c in cases))
+        run_script(script, ["-q", "q.jsonl", "-c", "ctx.jsonl", "-a", "ref.jsonl", "ans.jsonl", "-r", str(rule_file),
+                            "-o", "review.jsonl"], tmp)
+        reviews = [json.loads(line) for line in open(tmp / "review.jsonl")]
+        _, printed = run_script(materialise("summarize_review"), ["-f", "review.jsonl"], tmp)
+    # The request is stored as its sha256 (the rule prompt alone is ~1 kB) plus its parameters.
+    rows = [dict(c, caption=contexts[c["image"]], tuple=r["tuple"],
+                 request_sha256=hashlib.sha256(json.dumps(s["messages"], ensure_ascii=False).encode()).hexdigest(),
+                 request_params={k: v for k, v in s.items() if k != "messages"})
+            for c, s, r in zip(cases, sent, reviews)]
+    write_jsonl(OUT / "llava_bench/requests.jsonl", rows)
+    lines = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in printed.splitlines()[1:-1]}
+    (OUT / "llava_bench/requests_summary.json").write_text(json.dumps(lines, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    for step in sys.argv[2:] or ["llava_bench", "mmvet", "mmvet_grading"]:
+    for step in sys.argv[2:] or ["llava_bench", "mmvet", "mmvet_grading", "llava_bench_requests"]:
         globals()[step]()

@@ -344,3 +344,19 @@ def mmvet_grading_scripts(n: int = 800, seed: int = 31) -> list[dict]:
     rng = random.Random(seed)
     return [{"id": f"v1_{i}", "replies": [rng.choice(GRADE_REPLIES_BAD if rng.random() < 0.55 else GRADE_REPLIES_GOOD)
                                           for _ in range(6)]} for i in range(n)]
+
+
+def llava_bench_requests(n: int = 300, seed: int = 32) -> list[dict]:
+    """Questions/contexts/answers for the review request, and the review each will get back."""
+    rng = random.Random(seed)
+    texts = ["A red bus.", "Two dogs, one cat.", "Der Bär – „groß“.", "东京塔", "line one\nline two", "",
+             " spaced ", "tab\there", "quote \"x\" and 'y'", "{braces} [brackets]", "emoji 🐱", "a" * 50]
+    reviews = [r for r in REVIEW_FIRST_LINES if "nan" not in r and "inf" not in r]  # keep the means finite
+    out = []
+    for i in range(n):
+        caption = [rng.choice(texts) for _ in range(rng.randint(1, 3))] if rng.random() < 0.5 else rng.choice(texts)
+        out.append({"id": i, "image": f"{i % 24:03d}.jpg", "caption": caption,
+                    "question": rng.choice(texts) + "?", "reference": rng.choice(texts),
+                    "answer": rng.choice(texts), "category": rng.choice(["conv", "detail", "complex"]),
+                    "review": rng.choice(reviews) + rng.choice(["", "\nThe assistant ..."])})
+    return out

@@ -28,6 +28,7 @@ SOURCES = {
     "convert_gqa": ("haotian-liu/LLaVA", "c121f043", "scripts/convert_gqa_for_eval.py"),
     "summarize_review": ("haotian-liu/LLaVA", "c121f043", "llava/eval/summarize_gpt_review.py"),
     "review_bench": ("haotian-liu/LLaVA", "c121f043", "llava/eval/eval_gpt_review_bench.py"),
+    "rule_json": ("haotian-liu/LLaVA", "c121f043", "llava/eval/table/rule.json"),
     "gqa_eval": ("SHI-Labs/VCoder", "4e85ace", "playground/data/eval/gqa/data/eval/eval.py"),
     "mmvet": ("yuweihao/MM-Vet", "acde843", "mm-vet_evaluator.py"),
     "mme_calc": ("zjunlp/Deco", "fee8d757", "eval_tool/calculation.py"),
