@@ -316,28 +316,35 @@ def test_cli_vqav2_val_gives_the_official_api_numbers(tmp_path, capsys, flags, f
 
 
 def test_mmvet_grading_loop_accepts_the_same_reply_with_the_same_requests():
-    # mm-vet_evaluator.py runs() with a scripted client: per sample the reply it accepted (or 0.0
-    # after five unusable ones) and every request (temperature, re-ask suffix) it sent.
+    # mm-vet_evaluator.py runs() with a scripted client: per sample the request bytes (sha256),
+    # every request it sent (temperature, re-ask suffix, max_tokens, model) and the reply it
+    # accepted (or 0.0 after five unusable ones).
+    import hashlib
+
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.mmvet import MMVetEvaluator
+    from aligngpt.evaluators.mmvet import OFFICIAL_JUDGE_MODEL, MMVetEvaluator
     from aligngpt.judge import JudgeReply, JudgeStats
 
     data = jsonl(DATA / "mmvet" / "grading.jsonl")
     assert len(data) >= 500
-    scripts = {r["id"]: list(r["replies"]) for r in data}
-    log: dict[str, list] = {r["id"]: [] for r in data}
     suffix = "\nPredict the correctness of the answer (digit): "
+    order = iter(data)
+    state: dict = {}
+    log: dict[str, list] = {r["id"]: [] for r in data}
+    first: dict[str, str] = {}
 
-    class ScriptedJudge:
-        model = "gpt-4-0613"
+    class ScriptedJudge:   # requests arrive sample by sample, in sample order, as officially
+        model = OFFICIAL_JUDGE_MODEL
 
         def chat(self, messages, *, temperature=None, max_tokens=None, salt=None, **params):
             content = messages[0]["content"]
             retry = content.endswith(suffix)
-            sample = content[: -len(suffix)] if retry else content
-            sample = sample.split("\n")[-1].split(" | ")[0]
-            log[sample].append([temperature, retry])
-            return JudgeReply(ok=True, content=scripts[sample].pop(0), served_model=self.model)
+            if not retry:
+                state["row"] = next(order)
+                state["replies"] = list(state["row"]["replies"])
+                first[state["row"]["id"]] = hashlib.sha256(content.encode()).hexdigest()
+            log[state["row"]["id"]].append([temperature, retry, max_tokens, self.model])
+            return JudgeReply(ok=True, content=state["replies"].pop(0), served_model=self.model)
 
         def map(self, fn, items):
             return [fn(item) for item in items]
@@ -348,15 +355,16 @@ def test_mmvet_grading_loop_accepts_the_same_reply_with_the_same_requests():
         def describe(self):
             return {"model": self.model}
 
-    samples = [Sample(question_id=r["id"], question="", target={"question": r["id"], "answer": "a",
+    samples = [Sample(question_id=r["id"], question="", target={"question": r["question"], "answer": r["answer"],
                                                                 "capability": ["rec"]}) for r in data]
-    result = MMVetEvaluator(ScriptedJudge(), unparsed_as_zero=True).score(samples, {r["id"]: "pred" for r in data})
+    result = MMVetEvaluator(ScriptedJudge(), unparsed_as_zero=True).score(
+        samples, {r["id"]: r["prediction"] for r in data})
     bad = []
     for r in data:
         # The official loop sends a sixth request (temperature 2.0) whose reply it never reads;
         # we skip it (documented in evaluators/mmvet.py).
-        official_requests = r["requests"][:5]
-        if result.per_sample[r["id"]]["score"] != r["score"] or log[r["id"]] != official_requests:
+        if (result.per_sample[r["id"]]["score"] != r["score"] or log[r["id"]] != r["requests"][:5]
+                or first[r["id"]] != r["first_request_sha256"]):
             bad.append((r["id"], result.per_sample[r["id"]]["score"], r["score"], log[r["id"]], r["requests"]))
     assert not bad, f"{len(bad)} of {len(data)} disagree, e.g. {bad[:3]}"
 

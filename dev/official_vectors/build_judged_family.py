@@ -89,21 +89,28 @@ def mmvet() -> None:
 
 
 def mmvet_grading() -> None:
-    """The official grading loop (``runs``) with a scripted client: which reply it accepts, the
-    requests it sends (temperature, re-ask suffix), and 0.0 after five unusable replies."""
+    """The official grading loop (``runs``) with a scripted client: the request bytes, which reply
+    it accepts, the requests it sends (temperature, re-ask suffix), 0.0 after five unusable ones."""
     from cases import mmvet_grading_scripts
 
     scripts = mmvet_grading_scripts()
+    suffix = "\nPredict the correctness of the answer (digit): "
     log: dict[str, list] = {s["id"]: [] for s in scripts}
-    script_of = {s["id"]: list(s["replies"]) for s in scripts}
+    first: dict[str, str] = {}
+    state = {"i": -1, "ids": []}
 
     class Completions:
         def create(self, model, max_tokens, temperature, messages):
             content = messages[0]["content"]
-            sample = content.split("\n")[-1 if not content.endswith(": ") else -2].split(" | ")[0]
-            log[sample].append([temperature, content.endswith("\nPredict the correctness of the answer (digit): ")])
-            reply = script_of[sample].pop(0) if script_of[sample] else "unused"
-            message = types.SimpleNamespace(content=reply)
+            retry = content.endswith(suffix)
+            if not retry:   # a first request: the loop moved on to the next sample (data order)
+                state["i"] += 1
+            sample = state["ids"][state["i"]]
+            if not retry:
+                first[sample] = hashlib.sha256(content.encode()).hexdigest()
+            log[sample].append([temperature, retry, max_tokens, model])
+            replies = script_of[sample]
+            message = types.SimpleNamespace(content=replies.pop(0) if replies else "unused")
             return types.SimpleNamespace(choices=[types.SimpleNamespace(message=message)], model=model)
 
     class Client:
@@ -115,22 +122,25 @@ def mmvet_grading() -> None:
     exceptions = types.ModuleType("openai._exceptions")
     exceptions.RateLimitError = type("RateLimitError", (Exception,), {})
     sys.modules["openai"], sys.modules["openai._exceptions"] = openai, exceptions
+    script_of = {s["id"]: list(s["replies"]) for s in scripts}
     script = materialise("mmvet")
     grades = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for start in range(0, len(scripts), 200):
             part = scripts[start:start + 200]
+            state["i"], state["ids"] = -1, [s["id"] for s in part]
             (tmp / "mm-vet.json").write_text(json.dumps(
-                {s["id"]: {"imagename": "x.png", "question": s["id"], "answer": "a", "capability": ["rec"]} for s in part}))
-            (tmp / "m.json").write_text(json.dumps({s["id"]: "pred" for s in part}))
+                {s["id"]: {"imagename": "x.png", "question": s["question"], "answer": s["answer"], "capability": ["rec"]}
+                 for s in part}))
+            (tmp / "m.json").write_text(json.dumps({s["id"]: s["prediction"] for s in part}))
             grade_file = tmp / "m_gpt-4-0613-grade-1runs.json"
             grade_file.unlink(missing_ok=True)
             run_script(script, ["--mmvet_path", str(tmp), "--result_file", str(tmp / "m.json"),
                                 "--result_path", str(tmp), "--num_run", "1"], tmp)
             grades.update(json.loads(grade_file.read_text()))
-    rows = [{"id": s["id"], "replies": s["replies"], "score": grades[s["id"]]["score"][0], "requests": log[s["id"]]}
-            for s in scripts]
+    rows = [dict(s, score=grades[s["id"]]["score"][0], first_request_sha256=first[s["id"]],
+                 requests=log[s["id"]]) for s in scripts]
     write_jsonl(OUT / "mmvet/grading.jsonl", rows)
 
 

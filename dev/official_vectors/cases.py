@@ -342,8 +342,11 @@ GRADE_REPLIES_BAD = ["1.1", "-0.1", " 0.5", "Correct", "", "5", "0.5.", "0,5", "
 def mmvet_grading_scripts(n: int = 800, seed: int = 31) -> list[dict]:
     """Per sample, the six replies a grader would give in turn (most need some re-asks)."""
     rng = random.Random(seed)
-    return [{"id": f"v1_{i}", "replies": [rng.choice(GRADE_REPLIES_BAD if rng.random() < 0.55 else GRADE_REPLIES_GOOD)
-                                          for _ in range(6)]} for i in range(n)]
+    texts = ["What is x?", "Line one\nline two?", "a | b", "-1 <AND> -5", "Iceland<OR>Greenland", "5<AND>6<OR>7",
+             "", " spaced ", "东京", "quote \"q\"", "<AND>", "x<AND><OR>y"]
+    return [{"id": f"v1_{i}", "question": rng.choice(texts), "answer": rng.choice(texts), "prediction": rng.choice(texts),
+             "replies": [rng.choice(GRADE_REPLIES_BAD if rng.random() < 0.55 else GRADE_REPLIES_GOOD)
+                         for _ in range(6)]} for i in range(n)]
 
 
 def llava_bench_requests(n: int = 300, seed: int = 32) -> list[dict]:
