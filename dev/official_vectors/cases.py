@@ -259,13 +259,13 @@ def review_cases(n: int = 2000, seed: int = 27) -> list[dict]:
             for i in range(n)]
 
 
-def llava_bench_sets(n_sets: int = 200, seed: int = 28) -> list[dict]:
+def llava_bench_sets(n_sets: int = 150, seed: int = 28) -> list[dict]:
     """Review files: (category, [reference, model]) per question, some [-1, -1]."""
     rng = random.Random(seed)
     sets = []
     for i in range(n_sets):
         reviews = []
-        for q in range(rng.randint(1, 40)):
+        for q in range(rng.randint(1, 30)):
             pair = [-1, -1] if rng.random() < 0.05 else [rng.choice((5, 6, 7, 8, 8.5, 9, 10)),
                                                          rng.choice((1, 2, 3, 4, 5, 6, 7, 7.5, 8, 9, 10))]
             reviews.append({"question_id": q, "category": rng.choice(["conv", "detail", "complex"]), "tuple": pair})
@@ -276,14 +276,14 @@ def llava_bench_sets(n_sets: int = 200, seed: int = 28) -> list[dict]:
 MMVET_CAPS = ["rec", "ocr", "know", "gen", "spat", "math"]
 
 
-def mmvet_sets(n_sets: int = 120, seed: int = 29) -> list[dict]:
+def mmvet_sets(n_sets: int = 100, seed: int = 29) -> list[dict]:
     """Grade files: capability lists and 1-5 runs of scores in {0.0, 0.1, ..., 1.0}."""
     rng = random.Random(seed)
     sets = []
     for i in range(n_sets):
         num_run = rng.choice((1, 1, 2, 3, 5))
         questions = {}
-        for q in range(rng.randint(5, 100)):
+        for q in range(rng.randint(5, 60)):
             caps = rng.sample(MMVET_CAPS, rng.choice((1, 1, 2, 2, 3)))
             questions[f"v1_{q}"] = {"capability": caps,
                                     "scores": [rng.randint(0, 10) / 10 for _ in range(num_run)]}
