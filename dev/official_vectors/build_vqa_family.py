@@ -35,7 +35,7 @@ def vqa_api(cases: list[dict], field: str) -> dict:
     """Run the official Python 2 API on ``case[field]`` as the result answer."""
     materialise("vqa_eval")
     materialise("vqa_tools")
-    (checkout_root("vqa_eval") / "PythonEvaluationTools/vqaEvaluation/__init__.py").touch()
+    materialise("vqa_eval_init")
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "cases.json"), Path(tmp, "out.json")
         src.write_text(json.dumps([{"id": c["id"], "res": c[field], "answers": c["answers"],

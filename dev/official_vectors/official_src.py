@@ -20,6 +20,7 @@ SCRATCH = Path(os.environ.get("OFFICIAL_SCRATCH", tempfile.gettempdir())) / "ali
 # (repository, commit, path) of every official file the drivers run.
 SOURCES = {
     "vqa_eval": ("GT-Vision-Lab/VQA", "a013f004", "PythonEvaluationTools/vqaEvaluation/vqaEval.py"),
+    "vqa_eval_init": ("GT-Vision-Lab/VQA", "a013f004", "PythonEvaluationTools/vqaEvaluation/__init__.py"),
     "vqa_tools": ("GT-Vision-Lab/VQA", "a013f004", "PythonHelperTools/vqaTools/vqa.py"),
     "m4c": ("haotian-liu/LLaVA", "c121f043", "llava/eval/m4c_evaluator.py"),
     "eval_pope": ("haotian-liu/LLaVA", "c121f043", "llava/eval/eval_pope.py"),
