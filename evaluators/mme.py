@@ -14,8 +14,9 @@ per category, in answer-file order, and ``calculation.py`` then:
   100*acc + 100*acc+ (max 200). Perception = sum of the 10 perception scores (the number papers
   call "MME"); cognition = sum of the 4 cognition scores.
 
-Deviations, where the official tools would crash or cannot run: a prediction containing a tab or
-newline breaks the line format (and the script); we score the text as is. A category missing
+Deviations, where the official tools would crash or cannot run: a prediction containing a tab,
+newline or carriage return breaks the line format (``readlines`` splits on ``\r`` too, then the
+4-field ``split("\t")`` fails); we score the text as is. A category missing
 from the samples is left out of ``subtasks`` and of the sums (calculation.py would fail to open
 its file). Categories outside the 14 are scored under ``subtasks`` but not summed.
 

@@ -4,7 +4,10 @@ A prediction is right iff the answer-file text *equals* the gold letter (no stri
 driver's, no parsing: "A." or "A) ..." are wrong). ``image_accuracy`` = right / image questions
 x 100 (AlignGPT's "SEED-I"); ``dimensions.{name}`` = the same per question type, listed in
 question-type-id order. The official script counts questions absent from the answer file as
-wrong; here every sample must have a prediction (the harness checks ids first).
+wrong; here every sample must have a prediction (the harness checks ids first). Where the
+official script would crash we report instead: a dimension whose answered questions are all
+wrong raises ``KeyError`` there (``correct_counts`` is only set on a hit or a missing answer;
+convert_seed_for_submission.py L40); ours reports 0.0 for it.
 
 ``first_char=True`` is an explicit non-official option: keep only the first character of a
 longer prediction (lmms-eval ``seedbench``).

@@ -7,7 +7,8 @@ converter asserts that every test question has an answer; we raise likewise when
 a complete run lacks one. A ``--limit`` run (fewer samples than the question file holds) gets no
 upload at all, with a warning: the server would reject a partial list.
 
-``vizwiz_val`` (local): LLaVA's submission processor (m4c) first, then the VizWiz API per question
+``vizwiz_val`` (local; ``submission_processor=False`` / ``--no-submission-processor`` skips m4c):
+LLaVA's submission processor (m4c) first, then the VizWiz API per question
 (:func:`vizwiz_api_score`: the prediction is normalised again with the VizWiz tables, the
 annotators' answers are compared as given, leave-one-out soft accuracy). Metrics x100, unrounded:
 ``accuracy`` over all questions and ``yes/no``, ``number``, ``other``, ``unanswerable`` over the

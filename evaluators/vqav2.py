@@ -11,13 +11,15 @@ question a ``--limit`` run skipped). The bytes equal the converter's ``json.dump
 ``vqav2_val`` (local): LLaVA's submission processor first (m4c, as the upload would carry the
 answer), then the official 2021 VQA API per question (:func:`vqa_api_score`: whitespace always;
 punctuation + digits/articles on both sides only when the 10 answers disagree; leave-one-out
-soft accuracy). Metrics, x100 and unrounded (the API prints them to 2 decimals): ``accuracy`` =
+soft accuracy; exact, case-sensitive comparison; Python 2 string semantics). Metrics, x100 and unrounded (the API prints them to 2 decimals): ``accuracy`` =
 mean over questions; ``yes/no``, ``number``, ``other`` = mean over the questions of that answer
 type (the API's ``accPerAnsType``); a type with no question in the run is ``None``.
 
 Quirk kept on purpose: m4c splits ``'s`` off ("dog's" -> "dog 's") while the API leaves the
 annotators' "dog's" alone, so such answers cannot match; the server does the same to an upload.
-``VQAv2ValEvaluator(submission_processor=False)`` scores the raw text with the API alone.
+``VQAv2ValEvaluator(submission_processor=False)`` (CLI ``score --no-submission-processor``)
+scores the raw text with the API alone. Per-question scores equal the official API's on the
+vectors in ``tests/data/official_vectors/vqav2_val`` (both modes).
 """
 from __future__ import annotations
 

@@ -148,3 +148,16 @@ def test_hf_loader_filters_video_and_matches_local(tmp_path, seed_root):
     renamed = load_hf(str(folder), cache_dir=str(tmp_path / "cache"),
                       type_names={**SEED_QUESTION_TYPES, 5: "Counting"})
     assert renamed[3].meta["dimension"] == "Counting"
+
+
+def test_dimension_without_a_right_answer_scores_zero_where_the_official_script_crashes():
+    # LLaVA scripts/convert_seed_for_submission.py L40 reads correct_counts[data_type], which is
+    # only set by a hit or a missing answer: an all-wrong dimension raises KeyError there (seen
+    # when building tests/data/official_vectors/seed_image). Documented deviation: 0.0.
+    from aligngpt.data.base import Sample
+
+    samples = [Sample(question_id=1, question="", target="A", meta={"question_type_id": 2, "dimension": "Instance Identity"}),
+               Sample(question_id=2, question="", target="B", meta={"question_type_id": 1, "dimension": "Scene Understanding"})]
+    result = SEEDImageEvaluator().score(samples, {"1": "B", "2": "B"})
+    assert result.metrics["dimensions"] == {"Scene Understanding": 100.0, "Instance Identity": 0.0}
+    assert result.metrics["image_accuracy"] == 50.0

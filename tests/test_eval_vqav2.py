@@ -139,7 +139,7 @@ def test_validator_rejects_schema_errors(tmp_path, payload, message):
 # (question id, image id, answers, answer type, prediction, expected score, expected raw score)
 VAL_CASES = [
     # Unanimous "yes": no normalisation; m4c "Yes." -> "yes" matches all 10 -> 1.0.
-    # Raw API: "Yes." vs "yes" (lower-cased compare) differs -> 0.0.
+    # Raw API: "Yes." vs "yes" (exact compare) differs -> 0.0.
     (1001, 11, ["yes"] * 10, "yes/no", "Yes.", 1.0, 0.0),
     # Disagreeing answers: 2 x "no" -> k = 2 -> 0.6 (either way).
     (1002, 11, ["no"] * 2 + ["yes"] * 8, "yes/no", "No", 0.6, 0.6),
@@ -155,8 +155,10 @@ VAL_CASES = [
     (1006, 13, ["t-shirt"] * 4 + ["shirt"] * 6, "other", "T-Shirt", 1.0, 1.0),
     # Articles and the period go: "The cat." -> "cat"; GT "a cat" -> "cat": 3 x "cat" -> 0.9.
     (1007, 14, ["a cat"] + ["cat"] * 2 + ["cats"] * 7, "other", "The cat.", 0.9, 0.9),
-    # Unanimous "Red": no processing, but the compare is case-insensitive -> 1.0.
-    (1008, 14, ["Red"] * 10, "other", "red", 1.0, 1.0),
+    # Unanimous "Red": no processing and an exact, case-sensitive compare (vqaEval.py L98, L107):
+    # m4c lower-cases the prediction to "red" -> 0.0; the raw "Red" matches -> 1.0. (The
+    # held-out VQAv2-val mismatch of issue 18 was this case, which we used to score 1.0.)
+    (1008, 14, ["Red"] * 10, "other", "Red", 0.0, 1.0),
 ]
 
 
@@ -182,9 +184,9 @@ def test_val_scoring_m4c_then_official_api(val_root):
     result = VQAv2ValEvaluator().score(samples, preds)
     for qid, *_, expected, _raw in VAL_CASES:
         assert result.per_sample[str(qid)]["score"] == pytest.approx(expected), qid
-    # yes/no (1 + 0.6)/2 = 0.8; number (1 + 0.9)/2 = 0.95; other (0 + 1 + 0.9 + 1)/4 = 0.725;
-    # overall 6.4/8 = 0.8.
-    assert result.metrics == pytest.approx({"accuracy": 80.0, "yes/no": 80.0, "number": 95.0, "other": 72.5})
+    # yes/no (1 + 0.6)/2 = 0.8; number (1 + 0.9)/2 = 0.95; other (0 + 1 + 0.9 + 0)/4 = 0.475;
+    # overall 5.4/8 = 0.675.
+    assert result.metrics == pytest.approx({"accuracy": 67.5, "yes/no": 80.0, "number": 95.0, "other": 47.5})
     assert result.n == 8
     row = result.per_sample["1005"]
     assert row["parsed"] == "dog 's" and row["compared"] == "dog 's" and row["answer_type"] == "other"
@@ -284,3 +286,20 @@ def test_toy_layout_loads_and_submits(tmp_path):
     # Answering with the first annotator's answer scores > 0 on every question.
     result = VQAv2ValEvaluator().score(val, {s.key: s.target["answers"][0] for s in val})
     assert all(r["score"] > 0 for r in result.per_sample.values())
+
+
+def test_cli_score_vqav2_val_with_and_without_submission_processor(val_root, capsys, tmp_path):
+    # Issue 18 criterion 2: `score --task vqav2_val` = m4c then the API; the documented switch
+    # `--no-submission-processor` = the API on the raw text (same numbers as the evaluator's).
+    from .faults_support import run_cli
+
+    answers = tmp_path / "answers.jsonl"
+    write_jsonl(answers, [{"question_id": c[0], "prompt": "", "text": c[4]} for c in VAL_CASES])
+    base = ["score", "--task", "vqav2_val", "--answers", answers, "--data-root", val_root, "--json"]
+    code, out, _ = run_cli(capsys, base)
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(67.5)
+    code, out, _ = run_cli(capsys, base + ["--no-submission-processor"])
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(75.0)
+    code, _, err = run_cli(capsys, ["score", "--task", "gqa", "--answers", answers, "--data-root", val_root,
+                                    "--no-submission-processor"])
+    assert code != 0 and "--no-submission-processor applies to vqav2_val and vizwiz_val" in err

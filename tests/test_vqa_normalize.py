@@ -129,9 +129,11 @@ def test_soft_accuracy_key_and_errors():
 def test_vqa_api_normalises_only_when_answers_disagree():
     # Unanimous answers: no punctuation processing, so "yes." != "yes" -> 0 ...
     assert vqa_api_score("Yes.", ["yes"] * 10).score == 0.0
-    # ... but the comparison is lower-cased and whitespace-normalised -> 1.0.
+    # ... whitespace is normalised, but the comparison is exact (vqaEval.py L107
+    # ``item['answer']==resAns``: no lower-casing) -> "YES" scores 0 against ten "yes".
     r = vqa_api_score(" YES\n", ["yes"] * 10)
-    assert r.score == 1.0 and r.prediction == "YES"
+    assert r.score == 0.0 and r.prediction == "YES"
+    assert vqa_api_score(" yes\n", ["yes"] * 10).score == 1.0
     # One different answer: both sides processed; "yes." -> "yes" for GT and prediction -> all
     # 10 GTs are "yes" -> 1.0.
     r = vqa_api_score("Yes.", ["yes"] * 9 + ["yes."])
@@ -168,3 +170,53 @@ def test_regexes_are_the_official_patterns():
     assert COMMA_STRIP_VQA.pattern == r"(\d)(\,)(\d)"
     assert COMMA_STRIP_M4C.pattern == r"(?<=\d)(\,)+(?=\d)"
     assert isinstance(COMMA_STRIP_VQA, re.Pattern)
+
+
+# ------------------------------------------------------------------ VQA API quirks (issue 18)
+# Each test pins one behaviour of GT-Vision-Lab/VQA @ a013f00
+# PythonEvaluationTools/vqaEvaluation/vqaEval.py, checked against the official code itself by
+# tests/test_official_vectors.py.
+def test_vqa_api_unanimous_answers_are_compared_case_sensitively():
+    # L98 skips all processing when the 10 answers are identical; L107 compares with ==.
+    # The held-out VQAv2-val failure: the m4c processor lower-cases the prediction, the ten
+    # annotators wrote "Nike" -> 0.0 (we used to lower-case both sides and gave 1.0).
+    assert vqa_api_score("nike", ["Nike"] * 10).score == 0.0
+    assert vqa_api_score("Nike", ["Nike"] * 10).score == 1.0
+
+
+def test_vqa_api_split_answers_are_lower_cased_through_processing():
+    # L99-103: processDigitArticle lower-cases both sides once the answers disagree.
+    assert vqa_api_score("nike", ["Nike"] * 9 + ["adidas"]).score == 1.0
+
+
+def test_vqa_api_digit_class_is_ascii_as_in_python_2():
+    # L62-63 compile periodStrip/commaStrip without re.UNICODE (L139 passes it as `count`), and
+    # Python 2's \d is then [0-9] only: "٣,٤" (Arabic-Indic digits) is no digit-comma-digit, so
+    # "," becomes a space; under Python 3 semantics it would be deleted.
+    assert vqa_api_score("٣ ٤", ["٣,٤"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+    assert vqa_api_score("٣٤", ["٣,٤"] * 3 + ["x"] * 7).score == 0.0
+    # periodStrip: a "." before a non-ASCII digit is deleted.
+    assert vqa_api_score("1٥", ["1.٥"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+
+
+def test_vqa_api_lower_is_python_2_unicode_lower():
+    # L144 ``inText.lower()`` on a Python 2 unicode: no final-sigma rule ...
+    assert vqa_api_score("οδοσ", ["ΟΔΟΣ"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+    assert vqa_api_score("οδος", ["ΟΔΟΣ"] * 3 + ["x"] * 7).score == 0.0
+    # ... simple mapping for U+0130 ("İ" -> "i", not "i" + U+0307) ...
+    assert vqa_api_score("istanbul", ["İstanbul"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+    # ... and no mapping for letters cased after Unicode 5.2 (Georgian Mtavruli, U+1C90).
+    assert vqa_api_score("Ა", ["Ა"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+    assert vqa_api_score("ა", ["Ა"] * 3 + ["x"] * 7).score == 0.0
+
+
+def test_vqa_api_whitespace_is_python_2_whitespace():
+    # L144 ``.split()`` and L90/L94 ``.strip()``: U+180E was whitespace in Python 2.7.
+    assert vqa_api_score("yes sir", ["yes\u180esir"] * 3 + ["x"] * 7).score == pytest.approx(0.9)
+    assert vqa_api_score("\u180eyes\u180e", ["yes"] * 10).score == 1.0
+
+
+def test_vqa_api_excludes_annotators_by_index():
+    # L106 drops the answer dict being scored; in the real layout the dicts differ by
+    # answer_id, so two identical answers are two annotators: k = 3 -> 0.9, not 0.
+    assert vqa_api_score("red", ["red"] * 3 + ["blue", "green"] * 3 + ["x"]).score == pytest.approx(0.9)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
     score.add_argument("--submission-dir", default=None,
                        help="server-scored tasks (vqav2, vizwiz, mmbench): write the upload file here (default: beside the answers)")
+    score.add_argument("--no-submission-processor", dest="submission_processor", action="store_false",
+                       help="vqav2_val, vizwiz_val: score the raw answer text with the official API, "
+                            "without LLaVA's m4c submission processor (applied by default, as the upload carries it)")
     _add_judge_flags(score)
 
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
@@ -215,7 +218,8 @@ def cmd_score(args) -> int:
 
     spec = load_task(args.task)
     submission_dir = Path(args.submission_dir) if args.submission_dir else Path(args.answers).resolve().parent
-    result, written = score_file(spec, args.answers, _settings(args), submission_dir=submission_dir)
+    result, written = score_file(spec, args.answers, _settings(args), submission_dir=submission_dir,
+                                 submission_processor=args.submission_processor)
     for path in written:
         print(f"submission: {path}", file=sys.stderr)
     if args.json:

@@ -6,7 +6,7 @@ from pathlib import Path
 from aligngpt.evaluators import ScoreResult, get_evaluator
 
 from ..data.base import Sample
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import iter_jsonl
 from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
 from .runner import RunSettings, load_samples
@@ -45,10 +45,19 @@ def read_answers(path: str | Path, samples: list[Sample]) -> dict[str, str]:
 
 
 def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings,
-               submission_dir: Path | None = None) -> tuple[ScoreResult, list[Path]]:
-    """Metrics of an answer file, plus the server upload written for server-scored tasks."""
-    samples = load_samples(spec, settings)
+               submission_dir: Path | None = None,
+               submission_processor: bool = True) -> tuple[ScoreResult, list[Path]]:
+    """Metrics of an answer file, plus the server upload written for server-scored tasks.
+
+    ``submission_processor=False`` (CLI ``--no-submission-processor``) makes the locally
+    API-scored tasks (vqav2_val, vizwiz_val) score the raw text without LLaVA's m4c processor.
+    """
     evaluator = get_evaluator(spec.evaluator)
+    if not submission_processor:
+        if not hasattr(evaluator, "submission_processor"):
+            raise ConfigError(f"--no-submission-processor applies to vqav2_val and vizwiz_val, not {spec.name}")
+        evaluator.submission_processor = False
+    samples = load_samples(spec, settings)
     judge = build_judge(settings.judge)
     check_judge_requirements({spec.name: evaluator}, judge)
     attach_judge(evaluator, judge)
