@@ -66,7 +66,7 @@ def hand_runs(tmp_path):
         del r["type"]
     pope_b = [dict(r, score=0.0) if r["question_id"] == "p0" else dict(r) for r in pope]
     metrics = {"gqa": {"accuracy": 50.0, "binary": 51.851851851851855, "open": None},
-               "pope": {"f1": 64.15094339622641, "splits": {"adversarial": {"f1": 64.15094339622641, "recall": 85.0}}}}
+               "pope": {"f1": 64.15094339622641, "n_scored": 8, "splits": {"adversarial": {"f1": 64.15094339622641, "recall": 85.0}}}}
     a = _write_run(tmp_path / "run_a", "model-a" + HOSTILE, {"gqa": a_gqa, "pope": pope}, metrics)
     b = _write_run(tmp_path / "run_b", "model-b", {"gqa": b_gqa, "pope": pope_b},
                    {"gqa": dict(metrics["gqa"], accuracy=50.0), "pope": metrics["pope"]})
@@ -101,12 +101,10 @@ def _flips(a: Path, b: Path) -> dict[str, set[tuple[str, str]]]:
 
 
 def _shown(value) -> str:
-    """How the page prints a metric: 2 decimals, integers as such, None as a dash."""
+    """How the page prints a metric (as the CLI's tables): floats with 2 decimals, None as a dash."""
     if value is None:
         return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.2f}"
-    return str(int(value)) if isinstance(value, float) else str(value)
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- file level
@@ -302,6 +300,12 @@ def test_hand_built_flips_search_and_type_filters(browser, hand_runs, tmp_path):
     # deltas against the baseline (first run) through the DOM
     delta = browser.execute_script("return document.querySelector(\"td.delta[data-task=gqa][data-metric=accuracy]\").dataset.value")
     assert json.loads(delta) == 0.0
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#metrics-table td.metric[data-run=\"0\"]'))"
+        ".map(td => [td.dataset.task + ':' + td.dataset.metric, td.textContent]);")
+    assert dict(shown) == {"gqa:accuracy": "50.00", "gqa:binary": "51.85", "gqa:open": "—", "pope:f1": "64.15",
+                           "pope:n_scored": "8", "pope:splits.adversarial.f1": "64.15",
+                           "pope:splits.adversarial.recall": "85.00"}
 
 
 @needs_browser
@@ -349,3 +353,18 @@ def test_grid_folder_shows_cis_and_paired_deltas_against_its_baseline(browser, t
         "return Array.from(document.querySelectorAll('#metrics-table td.metric[data-task=pope][data-metric=f1]'))"
         ".map(td => td.textContent);")
     assert any(f"CI [{ci['low']:.2f}, {ci['high']:.2f}]" in t for t in shown)
+
+
+@needs_browser
+def test_bench_script_runs_on_a_small_synthetic_run(tmp_path, monkeypatch, capsys):
+    from tests.script_loader import load_script
+
+    bench = load_script("bench_viewer")
+    monkeypatch.setattr(bench, "TASKS", {"gqa": (60, ("open", "binary"), "exact"),
+                                         "vqav2_val": (40, ("yes/no", "other"), "vqa")})
+    out = tmp_path / "bench.txt"
+    assert bench.main(["--out", str(out), "--repeats", "1", "--images", "3"]) == 0
+    text = out.read_text()
+    assert "100 questions per run" in text and text.count("slowest open or filter") == 3
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["one run, 100 questions, thumbnails"]["thumbnails"] == 5  # 3 images in gqa, 2 in vqav2_val

@@ -25,9 +25,9 @@
     }
     return node;
   }
-  function fmt(v) {
+  function fmt(v, isFloat) {
     if (v === null || v === undefined) return "—";
-    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(2);
+    if (typeof v === "number") return isFloat || !Number.isInteger(v) ? v.toFixed(2) : String(v);
     if (typeof v === "boolean") return String(v);
     return typeof v === "string" ? v : JSON.stringify(v);
   }
@@ -105,6 +105,7 @@
     RUNS.forEach((r, ri) => head.appendChild(el("th", {}, r.label + (MULTI && ri === BASE ? " (baseline)" : ""))));
     if (MULTI) RUNS.forEach((r, ri) => { if (ri !== BASE) head.appendChild(el("th", {}, "Δ " + r.label)); });
     const table = el("table", {id: "metrics-table"}, head);
+    let empty = 0;
     for (const t of TASKS) {
       const info = D.task_info[t] || {};
       const keys = [];
@@ -118,7 +119,8 @@
         RUNS.forEach((r, ri) => {
           const v = vals[ri];
           const td = el("td", {class: "num metric", "data-run": ri, "data-task": t, "data-metric": k,
-            "data-value": v === undefined ? null : JSON.stringify(v), title: v === undefined ? null : JSON.stringify(v)}, fmt(v));
+            "data-value": v === undefined ? null : JSON.stringify(v), title: v === undefined ? null : JSON.stringify(v)},
+            fmt(v, ((r.tasks[t] || {}).float_metrics || []).includes(k)));
           const ci = ((r.tasks[t] || {}).ci || {})[k];
           if (ci && ci.low !== null && ci.high !== null)
             td.appendChild(el("span", {class: "ci"}, "CI [" + ci.low.toFixed(2) + ", " + ci.high.toFixed(2) + "]"));
@@ -139,10 +141,21 @@
           } else td.textContent = "—";
           row.appendChild(td);
         });
+        if (vals.every(v => v === null || v === undefined)) { row.hidden = true; row.classList.add("no-value"); empty++; }
         table.appendChild(row);
       });
     }
     document.getElementById("metrics-body").appendChild(table);
+    if (empty) {
+      const toggle = el("button", {class: "link", id: "show-empty"}, "show " + empty + " metric(s) without a value in any run");
+      toggle.addEventListener("click", () => {
+        const rows = table.querySelectorAll("tr.no-value");
+        const show = rows[0].hidden;
+        rows.forEach(r => { r.hidden = !show; });
+        toggle.textContent = (show ? "hide " : "show ") + empty + " metric(s) without a value in any run";
+      });
+      document.getElementById("metrics-body").appendChild(el("p", {class: "ci"}, toggle));
+    }
     if (MULTI && !RUNS.some(r => Object.values(r.tasks).some(x => Object.keys(x.vs_baseline || {}).length)))
       document.getElementById("metrics-body").appendChild(el("p", {class: "ci"},
         "Δ = run − baseline. Bootstrap CIs and paired tests appear when the runs come from a grid folder (grid_results.json)."));

@@ -287,6 +287,18 @@ def task_images(task: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any] 
     return {s.key: s.image for s in samples if s.image is not None}, None
 
 
+def _float_keys(metrics: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of the float metrics: JSON cannot tell 50.0 from 50, and the page prints
+    floats with two decimals and integers (counts) as they are, as the CLI's tables do."""
+    out = []
+    for k, v in metrics.items():
+        if isinstance(v, Mapping):
+            out += _float_keys(v, f"{prefix}{k}.")
+        elif isinstance(v, float):
+            out.append(prefix + k)
+    return out
+
+
 def _json_safe(value: Any) -> Any:
     """NaN/inf -> None so the payload is strict JSON (JSON.parse rejects NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -331,6 +343,7 @@ def build_payload(runs: Sequence[ViewRun], *, baseline: int = 0, with_images: bo
             "model": r.results.get("model"), "settings": r.results.get("settings"),
             "environment": r.results.get("environment"),
             "tasks": {t: {**{k: v for k, v in (res or {}).items() if k != "timing"},
+                          "float_metrics": _float_keys((res or {}).get("metrics") or {}),
                           "ci": (grid_tasks.get(t) or {}).get("ci") or {},
                           "vs_baseline": (grid_tasks.get(t) or {}).get("vs_baseline") or {}}
                       for t, res in (r.results.get("tasks") or {}).items()},
