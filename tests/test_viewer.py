@@ -64,7 +64,8 @@ def hand_runs(tmp_path):
             for i in range(8)]
     for r in pope:
         del r["type"]
-    pope_b = [dict(r, score=0.0) if r["question_id"] == "p0" else dict(r) for r in pope]
+    pope[6]["score"] = None  # e.g. a missing judgement: neither right nor wrong
+    pope_b = [dict(r, score=0.0) if r["question_id"] == "p0" else dict(r) for r in pope[:7]]  # p7 absent from B
     metrics = {"gqa": {"accuracy": 50.0, "binary": 51.851851851851855, "open": None},
                "pope": {"f1": 64.15094339622641, "n_scored": 8, "splits": {"adversarial": {"f1": 64.15094339622641, "recall": 85.0}}}}
     a = _write_run(tmp_path / "run_a", "model-a" + HOSTILE, {"gqa": a_gqa, "pope": pope}, metrics)
@@ -111,10 +112,14 @@ def _shown(value) -> str:
 
 
 def test_embedded_json_has_no_markup_and_round_trips():
-    payload = {"s": HOSTILE, "list": [HOSTILE, "a>b & c"], "n": 1.5}
+    payload = {"s": HOSTILE, "list": [HOSTILE, "a>b & c"], "n": 1.5, "cjk": "图中是什么？"}
     text = embed_json(payload)
     assert not re.search(r"[<>&\u2028\u2029]", text)
-    assert json.loads(text) == payload
+    assert json.loads(text) == payload and "图中是什么" in text  # non-ASCII stays as is (smaller files)
+    lone = {"s": "broken \ud800 surrogate"}  # json.loads accepts it; UTF-8 cannot encode it
+    text = embed_json(lone)
+    text.encode("utf-8")
+    assert json.loads(text) == lone
 
 
 def test_report_file_carries_no_raw_markup_from_the_data(hand_runs, tmp_path):
@@ -149,6 +154,13 @@ def test_view_cli_writes_report_and_bad_folder_is_one_line_error(hand_runs, tmp_
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope" in err and "results.json" in err
     assert main(["view", str(hand_runs[0]), "--thumb-size", "4"]) == 2
+    assert main(["view", str(hand_runs[0]), str(hand_runs[1]), "--baseline", "nope", "--out", str(out)]) == 2
+    assert "--baseline 'nope' matches no run" in capsys.readouterr().err
+    # a baseline by folder name puts it first in the deltas; images that cannot be found are a note, not an error
+    assert main(["view", str(hand_runs[0]), str(hand_runs[1]), "--baseline", "run_b", "--out", str(out)]) == 0
+    assert "images of gqa not found" in capsys.readouterr().err
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', out.read_text(encoding="utf-8"), re.S).group(1))
+    assert data["baseline"] == 1 and data["images"] == []
 
 
 def test_bad_samples_line_names_file_and_line(hand_runs, tmp_path, capsys):
@@ -288,6 +300,13 @@ def test_hand_built_flips_search_and_type_filters(browser, hand_runs, tmp_path):
     _choose(browser, "f-flip", "rw")
     assert {(t, q) for t, q, _ in _listed(browser)} == flips["rw"]
     _choose(browser, "f-flip", "all")
+    _choose(browser, "f-status", "unscored")
+    assert _listed(browser) == [("pope", "p6", None)]
+    _choose(browser, "f-status", "all")
+    _choose(browser, "f-task", "pope")
+    badges = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#sample-list .card[data-qid=p7] .badge')).map(b => b.dataset.state);")
+    assert badges == ["wrong", "absent"]
     _choose(browser, "f-task", "gqa")
     _choose(browser, "f-type", "binary")
     assert {q for _, q, _ in _listed(browser)} == {str(i) for i in range(2, 13) if i % 3}

@@ -35,6 +35,10 @@ def embed_json(payload: Any) -> str:
     The escaped characters can only occur inside JSON strings, where ``\\uXXXX`` means the same
     character, so ``JSON.parse`` returns exactly the payload."""
     text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (possible in JSON input) cannot be written as UTF-8
+        text = json.dumps(payload, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
 
 
