@@ -14,7 +14,7 @@ import pytest
 
 from aligngpt.cli.eval_cli import main
 from aligngpt.report.headless import chromium, file_url, missing_reason
-from aligngpt.report.viewer import embed_json, render_html, write_report
+from aligngpt.report.viewer import embed_json, write_report
 from aligngpt.report.viewer_data import RIGHT_THRESHOLD
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>&amp;\u2028'
