@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_report_parsers(sub)
     add_prepare_parser(sub)
+    from .view_cli import add_view_parser
+
+    add_view_parser(sub)
 
     bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
     bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
@@ -307,7 +310,8 @@ def _report_command(name: str):
 
 COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve,
             "prepare": lambda args: __import__("aligngpt.harness.prepare", fromlist=["cmd_prepare"]).cmd_prepare(args),
-            "grid": _report_command("grid"), "table": _report_command("table"), "plot": _report_command("plot")}
+            "grid": _report_command("grid"), "table": _report_command("table"), "plot": _report_command("plot"),
+            "view": lambda args: __import__("aligngpt.cli.view_cli", fromlist=["cmd_view"]).cmd_view(args)}
 
 
 def main(argv: list[str] | None = None) -> int:
