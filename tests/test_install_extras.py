@@ -56,6 +56,7 @@ def _commands(tmp: Path, pope_hf: Path) -> list[dict]:
         ("eval prepare", "eval", ["prepare", "--tasks", "pope", "--out", str(tmp / "prepared"), "--hf-path", f"pope={pope_hf}"], "hf"),
         ("eval table", "eval", ["table", "GLOB:runs/*pope*"], None),
         ("eval plot", "eval", ["plot", "GLOB:runs/*pope*", "--kind", "gate-heatmap", "--out", str(tmp / "figs" / "gates")], "plots"),
+        ("eval view", "eval", ["view", "GLOB:runs/*pope*", "--out", str(tmp / "report.html")], None),
         ("eval grid", "eval", ["grid", str(spec), "--quiet"], None),
         ("eval bench", "eval", ["bench", "--questions", "2", "--batch-sizes", "1", "--repeats", "1", "--new-tokens", "2",
                                 "--training-samples", "0"], None),
