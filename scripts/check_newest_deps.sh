@@ -14,7 +14,9 @@ python3 -m venv "$venv"
 . "$venv/bin/activate"
 python -m pip install -q --upgrade pip
 pip install -q torch==2.13.0
-pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+# torch stays the CPU build CI uses (a newer torch here is a multi-GB CUDA build): only the rest moves.
+echo "torch==2.13.0" > "$venv/hold-torch.txt"
+pip install -q --upgrade --upgrade-strategy eager -c "$venv/hold-torch.txt" -e ".[test]"
 echo "== resolved (differences from requirements/ci-lock.txt) =="
 pip freeze --all --exclude-editable | grep -v -E "^(pip|aligngpt)==" | sed 's/^torch==2.13.0+cpu$/torch==2.13.0/' \
   | LC_ALL=C sort -f > "$venv/resolved.txt"
