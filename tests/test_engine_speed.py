@@ -157,9 +157,13 @@ def test_graph_decode_needs_cuda_and_unsupported_attention_falls_back(loaded):
 
 
 # ---------------------------------------------------------------------------- pad-free prefill
+VARLEN_CALLS: list[int] = []  # rows per packed prefill layer call
+
+
 def _reference_varlen(module, query, key, value, attention_mask, dropout=0.0, scaling=None, cu_seq_lens_q=None,
                       **kwargs):
     """What FlashAttention's varlen kernel computes: causal attention within each packed row."""
+    VARLEN_CALLS.append(len(cu_seq_lens_q) - 1)
     assert attention_mask is None and cu_seq_lens_q is not None and query.shape[0] == 1
     groups = query.shape[1] // key.shape[1]
     key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
@@ -200,7 +204,10 @@ def test_token_budget_batches_give_the_batch_1_answers(loaded):
     engine = InferenceEngine(model, processor, batch_size=16, token_budget=2400, decode="static", pixel_cache=False)
     engine.packed_attention = "test_varlen_reference"
     sizes = []
+    VARLEN_CALLS.clear()
     batched, _ = engine.generate(samples, on_batch=lambda preds: sizes.append(len(preds)), **kw)
+    layers = model.config.num_hidden_layers
+    assert VARLEN_CALLS == [n for n in sizes for _ in range(layers)]  # every batch prefilled pad-free
     lengths = engine.sequence_lengths([processor.tokenize(engine.prompt_for(s, "vicuna_v1")) for s in samples])
     assert sizes == [len(b) for b in plan_batches(lengths, 16, 2400, reserve=6)]
     assert sum(sizes) == 12 and max(sizes) <= 2400 // (min(lengths) + 6) < 12  # the budget decided, not the count

@@ -293,6 +293,8 @@ def random_7b_model(device: str = "cuda", dtype=torch.float16, **overrides):
         setattr(config, key, value)
     with torch.device(device), _default_dtype(dtype), no_init_weights():
         model = AlignGPTForCausalLM(config)
+    if torch.device(device).type == "meta":  # shapes only (FLOP arithmetic), nothing to fill
+        return model.eval()
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
