@@ -272,3 +272,28 @@ def test_prefetch_threads_keep_order_and_share_the_work():
     got = list(_prefetched(dataset, batches, threads=3))
     assert got == [[(i, f"pixels-{i}") for i in b] for b in batches]
     assert len(dataset.threads) > 1
+
+
+def test_a_batch_out_of_device_memory_is_answered_in_halves(loaded, monkeypatch):
+    model, processor = loaded
+    samples = synthetic_workload(6, processor.image_settings.crop_height)
+    kw = dict(template="vicuna_v1", max_new_tokens=4, pad_to_square=True)
+    expected = {p.key: (p.text, p.alignment_weights)
+                for p in InferenceEngine(model, processor, batch_size=1, pixel_cache=False).generate(samples, **kw)[0]}
+    engine = InferenceEngine(model, processor, batch_size=6, token_budget=100_000, pixel_cache=False)
+    real, seen = InferenceEngine._answer, []
+
+    def tight_memory(self, input_ids, *args):
+        seen.append(input_ids.shape[0])
+        if input_ids.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, input_ids, *args)
+
+    monkeypatch.setattr(InferenceEngine, "_answer", tight_memory)
+    got, stats = engine.generate(samples, **kw)
+    assert seen == [6, 3, 1, 2, 3, 1, 2]
+    assert engine.token_budget == 100_000 // 8  # halved at each split
+    assert stats.samples == 6
+    for p in got:
+        text, weights = expected[p.key]
+        assert p.text == text and p.alignment_weights == pytest.approx(weights, abs=1e-6)

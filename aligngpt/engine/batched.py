@@ -203,6 +203,42 @@ class InferenceEngine:
                               cuda_graph=mode == "graph", packed_attention=packed or None, timings=self.timings)
         return out.sequences, out.alignment_weights
 
+    def _answer_items(self, items, token_ids, max_new_tokens: int, mode: str, stats: EngineStats):
+        """Pad, run and fetch one batch: token lists and gate weights on the CPU. A batch that
+        runs out of device memory (the token budget is an estimate) is answered in two halves,
+        and later batches get half the budget; answers do not depend on the batch."""
+        rows = [token_ids[i] for i, _ in items]
+        input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
+        pixels = [p for _, p in items if p is not None]
+        images = torch.stack(pixels) if pixels else None
+        device = self.device
+        t0 = time.perf_counter()
+        try:
+            out_ids, weights = self._answer(input_ids.to(device, non_blocking=True),
+                                            attention_mask.to(device, non_blocking=True),
+                                            None if images is None else images.to(device, non_blocking=True),
+                                            max_new_tokens, mode)
+            sequences = out_ids.cpu().tolist()  # waits for the device
+            weights = None if weights is None else weights.float().cpu()  # one copy, not one per row
+            return sequences, weights
+        except torch.OutOfMemoryError:
+            if len(items) == 1:
+                raise
+        finally:
+            stats.model_s += time.perf_counter() - t0
+        del input_ids, attention_mask, images
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.token_budget:
+            self.token_budget = max(1, self.token_budget // 2)
+        log.warning("out of device memory on a batch of %d; answering it in halves (token budget now %s)",
+                    len(items), self.token_budget)
+        half = len(items) // 2
+        first, w1 = self._answer_items(items[:half], token_ids, max_new_tokens, mode, stats)
+        second, w2 = self._answer_items(items[half:], token_ids, max_new_tokens, mode, stats)
+        weights = None if w1 is None or w2 is None else torch.cat([w1, w2])
+        return first + second, weights
+
     def prompt_for(self, sample: Sample, template: str) -> str:
         return self.processor.build_prompt(sample.question, has_image=sample.image is not None, template=template)
 
@@ -247,19 +283,7 @@ class InferenceEngine:
                 for i, p in items:  # workers filled their own copies; keep them here too
                     if p is not None:
                         cache.put(keys[i], p)
-            rows = [token_ids[i] for i, _ in items]
-            input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
-            pixels = [p for _, p in items if p is not None]
-            images = torch.stack(pixels) if pixels else None
-            device = self.device
-            t0 = time.perf_counter()
-            out_ids, weights = self._answer(input_ids.to(device, non_blocking=True),
-                                            attention_mask.to(device, non_blocking=True),
-                                            None if images is None else images.to(device, non_blocking=True),
-                                            max_new_tokens, mode)
-            sequences = out_ids.cpu().tolist()  # waits for the device
-            stats.model_s += time.perf_counter() - t0
-            weights = None if weights is None else weights.float().cpu()  # one copy, not one per row
+            sequences, weights = self._answer_items(items, token_ids, max_new_tokens, mode, stats)
             texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
             batch_preds = []
             for row, (i, _) in enumerate(items):
