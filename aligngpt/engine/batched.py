@@ -259,9 +259,8 @@ class InferenceEngine:
         token_ids = [self.processor.tokenize(p) for p in prompts]
         # Longest first (by LM sequence length): the first batch shows memory trouble early;
         # equal lengths batch together; image and text-only rows do not share a padded batch.
-        size = batch_size or self.batch_size
-        budget = None if batch_size is not None else self.token_budget
-        batches = plan_batches(self.sequence_lengths(token_ids), size, budget, reserve=max_new_tokens)
+        size = batch_size or self.batch_size  # the row cap; the token budget (when set) bounds it too
+        batches = plan_batches(self.sequence_lengths(token_ids), size, self.token_budget, reserve=max_new_tokens)
         mode = self.decode_mode()
         threads = self.prefetch_threads or default_prefetch_threads(self.device)
         cache = self.pixel_cache
