@@ -297,3 +297,16 @@ def test_a_batch_out_of_device_memory_is_answered_in_halves(loaded, monkeypatch)
     for p in got:
         text, weights = expected[p.key]
         assert p.text == text and p.alignment_weights == pytest.approx(weights, abs=1e-6)
+
+
+@pytest.mark.parametrize("fixture", ["official_tiny", "llava15_tiny"])
+def test_fixed_shape_decode_with_a_text_only_row_and_without_alignment(fixture, request, official_tiny):
+    """A LLaVA-1.5 checkpoint (no alignment slot) and a batch mixing image and text-only rows."""
+    model, processor = aligngpt.load_pretrained(request.getfixturevalue(fixture) / "checkpoint", dtype=torch.float32)
+    images = sorted((official_tiny / "images").glob("*.png"))[:2]
+    prompts = [processor.build_prompt(q, has_image=True, template="vicuna_v1") for q in ("What is it?", "Count them.")]
+    prompts.append(processor.build_prompt("A text-only question about nothing at all?", has_image=False,
+                                          template="vicuna_v1"))
+    batch = processor(prompts, [Image.open(p) for p in images] + [None])
+    expected = model.generate(**batch, max_new_tokens=10, do_sample=False)
+    assert torch.equal(_static(model, batch, max_new_tokens=10).sequences, expected)
