@@ -105,7 +105,9 @@ def make_engines(model, processor, *, token_budget: int | None, baseline_batch: 
 
 def run_throughput(model, processor, *, questions: int, new_tokens: int, repeats: int, reference_questions: int,
                    baseline_batch: int = 32, token_budget: int | None = None, graph_check_questions: int = 128,
-                   words_range: tuple[int, int] = (4, 120), decode: str = "auto") -> dict:
+                   words_range: tuple[int, int] = (4, 40), decode: str = "auto") -> dict:
+    """``words_range``: question lengths in words; the default is issue 7's workload (LM sequences
+    of about 640-700 tokens with a 336-px image, the issue's 650-token arithmetic)."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     samples = synthetic_workload(questions, processor.image_settings.crop_height, words_range=words_range)
@@ -121,7 +123,7 @@ def run_throughput(model, processor, *, questions: int, new_tokens: int, repeats
     total_flops = sum(question_flops(model, n, new_tokens) for n in lengths)
     peaks = device_peaks(device, dtype)
 
-    warm = samples[: min(len(samples), 2 * MAX_GPU_BATCH if device.type == "cuda" else 8)]
+    warm = samples[: min(len(samples), MAX_GPU_BATCH if device.type == "cuda" else 8)]
     for e in engines.values():
         e.generate(warm, **kw)
     best: dict = {}
@@ -302,6 +304,9 @@ def render(report: dict) -> str:
         g = report["graph_vs_eager"]
         lines.append(f"CUDA graphs vs eager fixed-shape decode, same batches: {100 * g['changed']:.1f}% of {g['questions']} answers differ")
     for s in report.get("scores", []):
+        if "error" in s:
+            lines.append(f"toy suite {s['dtype']}: failed: {s['error']}")
+            continue
         lines.append(f"toy suite {s['dtype']} ({s['tasks']}, {s['limit']} each): batch 1 vs batched: "
                      f"{s['changed']} of {s['answers']} answers differ ({100 * s['changed_fraction']:.2f}%); "
                      f"metric deltas: {s['metric_deltas'] or 'none'}")
@@ -335,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token-budget", type=int, default=None, help="default: from free GPU memory (auto)")
     p.add_argument("--score-tasks", default="gqa,pope,textvqa,scienceqa_img,mme", help="toy tasks for the score check ('' skips)")
     p.add_argument("--score-limit", type=int, default=64)
+    p.add_argument("--max-words", type=int, default=40, help="questions have 4 to this many words")
     p.add_argument("--decode", default="auto", choices=["auto", "static", "graph", "dynamic"],
                    help="decode path of the fast configuration (auto: CUDA graphs on a GPU)")
     p.add_argument("--dry-run", action="store_true", help="CPU, toy model, tiny sizes: checks the script, not the speed")
@@ -354,27 +360,37 @@ def main(argv: list[str] | None = None) -> int:
     model, processor = load_model(args.model, args.device, dtype)
     report = run_throughput(model, processor, questions=args.questions, new_tokens=args.new_tokens,
                             repeats=args.repeats, reference_questions=args.reference_questions,
-                            token_budget=args.token_budget, graph_check_questions=128, decode=args.decode)
+                            token_budget=args.token_budget, graph_check_questions=128, decode=args.decode,
+                            words_range=(4, max(5, args.max_words)))
     report["model"] = args.model
     del model
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
     report["scores"] = []
+    report["script_s"] = time.perf_counter() - t0
+    _write(report, args.out)  # the timing results survive a score check that fails or runs out of time
     if args.score_tasks:
         with tempfile.TemporaryDirectory(prefix="aligngpt-scores-") as tmp:
             for dt in score_dtypes:
-                report["scores"].append(toy_score_check(args.device, dt, args.score_tasks, args.score_limit, Path(tmp),
-                                                        batched_env))
+                try:
+                    report["scores"].append(toy_score_check(args.device, dt, args.score_tasks, args.score_limit,
+                                                            Path(tmp), batched_env))
+                except Exception as exc:  # reported, not fatal: the throughput numbers stand
+                    report["scores"].append({"dtype": dt, "error": f"{type(exc).__name__}: {exc}"[:500]})
     report["script_s"] = time.perf_counter() - t0
+    print(_write(report, args.out))
+    return 1 if args.dry_run and any("error" in s for s in report["scores"]) else 0
+
+
+def _write(report: dict, out: str | None) -> str:
     text = render(report)
-    print(text)
-    if args.out:
+    if out:
         from ..io import atomic_write_json
 
-        out = Path(args.out)
-        atomic_write_json(out, report)
-        out.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
-    return 0
+        path = Path(out)
+        atomic_write_json(path, report)
+        path.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    return text
 
 
 if __name__ == "__main__":

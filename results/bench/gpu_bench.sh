@@ -29,7 +29,7 @@ mkdir -p "$out"
   $PY -c "import importlib.util as u; print('flash-attn importable:', u.find_spec('flash_attn') is not None)"
   timeout "${TIMEOUT_S:-450}" $PY -m aligngpt.engine.throughput --model 7b-random --device cuda \
     --dtype "${DTYPE:-float16}" --questions "${QUESTIONS:-512}" --new-tokens 16 --repeats "${REPEATS:-2}" \
-    --score-limit "${SCORE_LIMIT:-64}" --out "$out/gpu_7b_throughput.json"
+    --max-words "${MAX_WORDS:-40}" --score-limit "${SCORE_LIMIT:-64}" --out "$out/gpu_7b_throughput.json"
 } 2>&1 | tee "$out/gpu_7b_throughput.log"
 if [[ "${ISSUE7:-0}" == 1 ]]; then
   $PY -m aligngpt.cli.eval_cli bench --model 7b-random --device cuda --dtype float16 --questions 64 \
