@@ -14,7 +14,7 @@ from aligngpt.constants import IMAGE_TOKEN_INDEX
 from aligngpt.engine import attention, autobatch, static_decode
 from aligngpt.engine.batched import InferenceEngine, _prefetched
 from aligngpt.engine.bench import random_7b_model, synthetic_workload
-from aligngpt.engine.planner import (kv_bytes_per_token, plan_batches, sequence_length,
+from aligngpt.engine.planner import (GPU_RAMP, kv_bytes_per_token, plan_batches, sequence_length,
                                      token_budget_for_memory)
 
 
@@ -39,6 +39,12 @@ def test_plan_batches_respects_the_token_budget_and_the_row_cap():
         assert len(b) <= 3
         assert len(b) == 1 or len(b) * (max(lengths[i] for i in b) + 20) <= 240
     assert [len(b) for b in batches] == [1, 2, 3, 2]  # 300 alone; 100 and 50 share; the cap splits the 10s
+
+
+def test_budgeted_batches_ramp_up_so_the_device_starts_early():
+    sizes = [len(b) for b in plan_batches([700] * 300, 256, token_budget=10**6, reserve=16, ramp=32)]
+    assert sizes == [32, 64, 128, 76]
+    assert [len(b) for b in plan_batches([700] * 300, 256, token_budget=100 * 716, reserve=16, ramp=32)] == [32, 64, 100, 100, 4]
 
 
 def test_kv_budget_arithmetic_for_the_7b_shape():
@@ -209,7 +215,7 @@ def test_token_budget_batches_give_the_batch_1_answers(loaded):
     layers = model.config.num_hidden_layers
     assert VARLEN_CALLS == [n for n in sizes for _ in range(layers)]  # every batch prefilled pad-free
     lengths = engine.sequence_lengths([processor.tokenize(engine.prompt_for(s, "vicuna_v1")) for s in samples])
-    assert sizes == [len(b) for b in plan_batches(lengths, 16, 2400, reserve=6)]
+    assert sizes == [len(b) for b in plan_batches(lengths, 16, 2400, reserve=6, ramp=GPU_RAMP)]
     assert sum(sizes) == 12 and max(sizes) <= 2400 // (min(lengths) + 6) < 12  # the budget decided, not the count
     assert {p.key: p.text for p in batched} == {p.key: p.text for p in single}
     weights = {p.key: p.alignment_weights for p in single}

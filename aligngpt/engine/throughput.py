@@ -27,7 +27,7 @@ import torch
 from .autobatch import auto_batch_size
 from .batched import InferenceEngine
 from .bench import _llm_params, measured_peaks, random_7b_model, synthetic_workload
-from .planner import MAX_GPU_BATCH, kv_bytes_per_token, plan_batches
+from .planner import GPU_RAMP, MAX_GPU_BATCH, kv_bytes_per_token, plan_batches
 
 TEMPLATE = "vicuna_v1"
 
@@ -119,7 +119,8 @@ def run_throughput(model, processor, *, questions: int, new_tokens: int, repeats
     kw = dict(template=TEMPLATE, max_new_tokens=new_tokens, pad_to_square=True)
     token_ids = [processor.tokenize(fast.prompt_for(s, TEMPLATE)) for s in samples]
     lengths = fast.sequence_lengths(token_ids)
-    plans = {name: plan_batches(lengths, e.batch_size, e.token_budget, reserve=new_tokens) for name, e in engines.items()}
+    plans = {name: plan_batches(lengths, e.batch_size, e.token_budget, reserve=new_tokens,
+                                ramp=GPU_RAMP if e.token_budget is not None else None) for name, e in engines.items()}
     total_flops = sum(question_flops(model, n, new_tokens) for n in lengths)
     peaks = device_peaks(device, dtype)
 
