@@ -1,4 +1,10 @@
-"""``--batch-size auto``: the largest batch of the longest prompts that fits, with headroom."""
+"""``--batch-size auto``: on a GPU, batches sized by a KV-memory token budget; on a CPU, 8.
+
+The budget is arithmetic, not a probe: the device's free memory (after the weights are loaded)
+times a headroom, divided by what one padded token costs (its keys and values in every layer
+plus one layer's prefill activations). Batches then hold up to ``MAX_GPU_BATCH`` questions, as
+many as the budget allows for their length (``planner.plan_batches``).
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,29 +13,24 @@ import torch
 
 from ..data.base import Sample
 from .batched import InferenceEngine
+from .planner import MAX_GPU_BATCH, token_budget_for_memory
 
 CPU_DEFAULT = 8
-CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def gpu_token_budget(engine: InferenceEngine, headroom: float = 0.8) -> int:
+    """Padded tokens per batch that fit in the engine device's free memory."""
+    device = engine.device
+    free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # our cached blocks
+    dtype = next(engine.model.parameters()).dtype
+    return token_budget_for_memory(engine.model.config, dtype, free, headroom)
 
 
 def auto_batch_size(engine: InferenceEngine, samples: Sequence[Sample], *, template: str, max_new_tokens: int,
                     pad_to_square: bool, headroom: float = 0.8) -> int:
-    """On CUDA, probe doubling batch sizes on the longest prompts (full answer budget) until OOM,
-    then keep ``headroom`` of the last size that fitted. On CPU, memory is not the limit: 8."""
+    """The row cap for ``engine``; on CUDA it also sets ``engine.token_budget`` (the real bound)."""
     if engine.device.type != "cuda" or not samples:
         return CPU_DEFAULT
-    lengths = sorted(samples, key=lambda s: -len(engine.processor.tokenize(engine.prompt_for(s, template))))
-    best = 1
-    for size in CANDIDATES:
-        probe = (lengths * ((size // max(len(lengths), 1)) + 1))[:size]
-        try:
-            engine.generate(probe, template=template, max_new_tokens=max_new_tokens,
-                            pad_to_square=pad_to_square, batch_size=size)
-            best = size
-        except torch.cuda.OutOfMemoryError:
-            break
-        finally:
-            torch.cuda.empty_cache()
-        if size >= len(samples):
-            break
-    return max(1, int(best * headroom)) if best > 1 else 1
+    engine.token_budget = gpu_token_budget(engine, headroom)
+    return MAX_GPU_BATCH

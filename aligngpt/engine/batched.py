@@ -1,12 +1,16 @@
 """The batched inference engine behind ``run``.
 
-Questions are sorted by prompt length so each batch pads little, images are decoded and
-preprocessed in DataLoader workers while the model runs, and every batch's answers are handed
-to a callback (the journal) as soon as they exist. Greedy answers do not depend on the batch:
-rows are left-padded with the alignment slot after each row's own BOS.
+Questions are sorted by the length of the sequence the LM sees, so each batch pads little, and
+batches are a fixed count (CPU) or sized by a token budget (GPU, ``planner``). Images are
+decoded and preprocessed on worker threads (or DataLoader workers) while the model runs, and
+every batch's answers are handed to a callback (the journal) as soon as they exist. Greedy
+answers do not depend on the batch: rows are left-padded with the alignment slot after each
+row's own BOS. On a GPU, decoding runs at fixed shapes under CUDA graphs (``static_decode``).
 """
 from __future__ import annotations
 
+import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +23,13 @@ from ..data.base import Sample
 from ..data.images import open_image
 from ..errors import DataError
 from ..processing.processor import AlignGPTProcessor
+from .attention import packed_prefill_attention
 from .pixel_cache import PixelCache
+from .planner import GPU_RAMP, plan_batches, sequence_length
+from .static_decode import static_generate, supports_static_decode
+
+log = logging.getLogger(__name__)
+DECODE_MODES = ("auto", "dynamic", "static", "graph")
 
 
 @dataclass
@@ -89,19 +99,25 @@ def _collate(items):
     return items
 
 
-def _prefetched(dataset: _PromptDataset, batches: list[list[int]]):
-    """Batches of ``dataset`` with the next one decoded in a background thread while the
-    caller runs the model on the current one (``--num-workers 0``: no worker processes to
-    start, and PIL decoding, numpy and torch all release the GIL for their heavy parts)."""
-    def load(indices: list[int]):
-        return [dataset[i] for i in indices]
+def _prefetched(dataset: _PromptDataset, batches: list[list[int]], threads: int = 1):
+    """Batches of ``dataset`` with the next one decoded on ``threads`` background threads while
+    the caller runs the model on the current one (``--num-workers 0``: no worker processes to
+    start, and PIL decoding, numpy and torch all release the GIL for their heavy parts). One
+    thread decoded and preprocessed 36-87 CLIP-336 PNGs/s on this repo's shared CPU host, about
+    what a fast GPU answers, hence several threads beside one."""
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="aligngpt-prefetch") as pool:
+        def submit(k: int):
+            return [pool.submit(dataset.__getitem__, i) for i in batches[k]] if k < len(batches) else None
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aligngpt-prefetch") as pool:
-        pending = pool.submit(load, batches[0]) if batches else None
+        pending = submit(0)
         for k in range(len(batches)):
-            items = pending.result()
-            pending = pool.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-            yield items
+            current, pending = pending, submit(k + 1)
+            yield [f.result() for f in current]
+
+
+def default_prefetch_threads(device: torch.device) -> int:
+    """One on a CPU (the model needs the cores), up to 8 beside a GPU."""
+    return 1 if device.type != "cuda" else max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 class InferenceEngine:
@@ -114,10 +130,32 @@ class InferenceEngine:
         num_workers: int = 0,
         align_mode: str | None = None,
         pixel_cache: PixelCache | None | bool = True,
+        token_budget: int | None = None,
+        decode: str | None = None,
+        prefetch_threads: int | None = None,
     ):
         """``pixel_cache``: ``True`` (default) keeps preprocessed images in memory for the
         engine's lifetime (bounded LRU), a :class:`PixelCache` brings its own (e.g. on disk),
-        ``False``/``None`` decodes every image every time."""
+        ``False``/``None`` decodes every image every time. ``token_budget``: a batch holds at
+        most this many padded tokens (prompt + answer budget) and at most ``batch_size`` rows;
+        None: ``batch_size`` rows. ``decode``: ``dynamic`` (``model.generate``, growing cache),
+        ``static`` (fixed shapes, eager), ``graph`` (fixed shapes under CUDA graphs), ``auto``
+        (graph on CUDA, dynamic elsewhere). Unset, both come from ``ALIGNGPT_TOKEN_BUDGET`` and
+        ``ALIGNGPT_DECODE`` when those are set (so ``run`` can be switched without a flag)."""
+        decode = decode or os.environ.get("ALIGNGPT_DECODE") or "auto"
+        if token_budget is None and os.environ.get("ALIGNGPT_TOKEN_BUDGET"):
+            token_budget = int(os.environ["ALIGNGPT_TOKEN_BUDGET"])
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        self.token_budget = token_budget
+        self.decode = decode
+        self.prefetch_threads = prefetch_threads
+        self.timings: dict | None = None
+        """When a dict, fixed-shape decoding adds its ``prefill_s``/``decode_s`` to it (profiling:
+        the device is synchronised between the phases)."""
+        self.packed_attention: str | None = None
+        """Attention implementation of a pad-free prefill; None: chosen by ``attention.py``
+        (FlashAttention varlen on a GPU that has it), "" forces the padded SDPA prefill."""
         self.model = model
         if pixel_cache is True:
             pixel_cache = PixelCache()
@@ -130,6 +168,77 @@ class InferenceEngine:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def decode_mode(self) -> str:
+        """The decode path this engine runs now: ``dynamic``, ``static`` or ``graph``."""
+        mode = self.decode
+        if mode == "auto":
+            mode = "graph" if self.device.type == "cuda" else "dynamic"
+        if mode == "graph" and self.device.type != "cuda":
+            raise ValueError("decode='graph' (CUDA graphs) needs the model on a CUDA device")
+        if mode != "dynamic" and not supports_static_decode(self.model):
+            log.warning("fixed-shape decoding needs sdpa or eager attention on a Llama-style LM; using generate")
+            mode = "dynamic"
+        return mode
+
+    def sequence_lengths(self, token_ids: Sequence[Sequence[int]]) -> list[int]:
+        """Length of each prompt as the LM sees it (images expanded), for ordering and budgets."""
+        cfg = self.model.config
+        tokens = cfg.num_image_tokens or 0
+        return [sequence_length(ids, tokens, getattr(cfg, "tokenizer_model_max_length", None)) for ids in token_ids]
+
+    def _answer(self, input_ids, attention_mask, images, max_new_tokens: int, mode: str):
+        """New tokens and gate weights of one padded batch, on the model's device."""
+        eos = self.model.config.eos_token_id
+        if mode == "dynamic":
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, images=images,
+                                      max_new_tokens=max_new_tokens, do_sample=False, align_mode=self.align_mode,
+                                      eos_token_id=eos, return_dict=True)
+            return out.sequences, out.alignment_weights
+        pad = self.model.config.pad_token_id
+        packed = self.packed_attention
+        if packed is None:
+            packed = packed_prefill_attention(self.device, next(self.model.parameters()).dtype, mode)
+        out = static_generate(self.model, input_ids, attention_mask, images, max_new_tokens=max_new_tokens,
+                              eos_token_id=eos, pad_token_id=0 if pad is None else pad, align_mode=self.align_mode,
+                              cuda_graph=mode == "graph", packed_attention=packed or None, timings=self.timings)
+        return out.sequences, out.alignment_weights
+
+    def _answer_items(self, items, token_ids, max_new_tokens: int, mode: str, stats: EngineStats):
+        """Pad, run and fetch one batch: token lists and gate weights on the CPU. A batch that
+        runs out of device memory (the token budget is an estimate) is answered in two halves,
+        and later batches get half the budget; answers do not depend on the batch."""
+        rows = [token_ids[i] for i, _ in items]
+        input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
+        pixels = [p for _, p in items if p is not None]
+        images = torch.stack(pixels) if pixels else None
+        device = self.device
+        t0 = time.perf_counter()
+        try:
+            out_ids, weights = self._answer(input_ids.to(device, non_blocking=True),
+                                            attention_mask.to(device, non_blocking=True),
+                                            None if images is None else images.to(device, non_blocking=True),
+                                            max_new_tokens, mode)
+            sequences = out_ids.cpu().tolist()  # waits for the device
+            weights = None if weights is None else weights.float().cpu()  # one copy, not one per row
+            return sequences, weights
+        except torch.OutOfMemoryError:
+            if len(items) == 1:
+                raise
+        finally:
+            stats.model_s += time.perf_counter() - t0
+        del input_ids, attention_mask, images
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.token_budget:
+            self.token_budget = max(1, self.token_budget // 2)
+        log.warning("out of device memory on a batch of %d; answering it in halves (token budget now %s)",
+                    len(items), self.token_budget)
+        half = len(items) // 2
+        first, w1 = self._answer_items(items[:half], token_ids, max_new_tokens, mode, stats)
+        second, w2 = self._answer_items(items[half:], token_ids, max_new_tokens, mode, stats)
+        weights = None if w1 is None or w2 is None else torch.cat([w1, w2])
+        return first + second, weights
 
     def prompt_for(self, sample: Sample, template: str) -> str:
         return self.processor.build_prompt(sample.question, has_image=sample.image is not None, template=template)
@@ -149,10 +258,14 @@ class InferenceEngine:
         stats = EngineStats()
         prompts = [self.prompt_for(s, template) for s in samples]
         token_ids = [self.processor.tokenize(p) for p in prompts]
-        # Longest first: the first batch shows memory trouble early; equal lengths batch together.
-        order = sorted(range(len(samples)), key=lambda i: (-len(token_ids[i]), i))
-        size = batch_size or self.batch_size
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        # Longest first (by LM sequence length): the first batch shows memory trouble early;
+        # equal lengths batch together; image and text-only rows do not share a padded batch.
+        size = batch_size or self.batch_size  # the row cap; the token budget (when set) bounds it too
+        ramp = GPU_RAMP if self.token_budget is not None else None  # budgeted batches start small
+        batches = plan_batches(self.sequence_lengths(token_ids), size, self.token_budget, reserve=max_new_tokens,
+                               ramp=ramp)
+        mode = self.decode_mode()
+        threads = self.prefetch_threads or default_prefetch_threads(self.device)
         cache = self.pixel_cache
         settings = self.processor.image_settings
         keys = (cache.keys([s.image for s in samples], settings, pad_to_square) if cache is not None
@@ -162,9 +275,8 @@ class InferenceEngine:
             loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=self.num_workers,
                                 persistent_workers=False)
         else:
-            loader = _prefetched(dataset, batches)
+            loader = _prefetched(dataset, batches, threads)
         results: list[Prediction] = []
-        eos = self.model.config.eos_token_id
         for items in loader:
             bad = next((p for _, p in items if isinstance(p, _ItemError)), None)
             if bad is not None:  # stop before this batch; the earlier ones are already handed over
@@ -173,35 +285,16 @@ class InferenceEngine:
                 for i, p in items:  # workers filled their own copies; keep them here too
                     if p is not None:
                         cache.put(keys[i], p)
-            rows = [token_ids[i] for i, _ in items]
-            input_ids, attention_mask = self.processor.pad(rows, padding_side="left")
-            pixels = [p for _, p in items if p is not None]
-            images = torch.stack(pixels) if pixels else None
-            device = self.device
-            t0 = time.perf_counter()
-            out = self.model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                images=None if images is None else images.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                align_mode=self.align_mode,
-                eos_token_id=eos,
-                return_dict=True,
-            )
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            stats.model_s += time.perf_counter() - t0
-            sequences = out.sequences.cpu().tolist()
-            weights = out.alignment_weights
+            sequences, weights = self._answer_items(items, token_ids, max_new_tokens, mode, stats)
+            texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
             batch_preds = []
             for row, (i, _) in enumerate(items):
-                text = self.processor.batch_decode([sequences[row]], skip_special_tokens=True)[0].strip()
+                text = texts[row].strip()
                 if text.endswith("</s>"):
                     text = text[: -len("</s>")].strip()
                 w = None
                 if weights is not None and not torch.isnan(weights[row]).any():
-                    w = [float(x) for x in weights[row].float().cpu()]
+                    w = [float(x) for x in weights[row]]
                 s = samples[i]
                 batch_preds.append(Prediction(s.key, s.question_id, prompts[i], text, w))
             results.extend(batch_preds)

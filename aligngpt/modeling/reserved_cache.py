@@ -45,6 +45,14 @@ class ReservedLayer(DynamicLayer):
         self.values = self._value_buffer[..., :end, :]
         return self.keys, self.values
 
+    def storage(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The whole pre-allocated key and value buffers (filled part first), for a decoder that
+        writes the reserved slots itself at fixed shapes (``aligngpt.engine.static_decode``);
+        None when this layer has no buffer (no reserve, or it fell back to concatenation)."""
+        if self._key_buffer is None:
+            return None
+        return self._key_buffer, self._value_buffer
+
     def _release(self) -> None:
         """Operations that replace ``keys``/``values`` wholesale leave the buffer behind."""
         self._key_buffer = self._value_buffer = None
