@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AlignGPTError, ConfigError
+from .checks import OneLineParser, integer
 
 PLOT_KINDS = ("gate-heatmap", "fixed-level", "radar")
 
@@ -44,7 +45,7 @@ def add_report_parsers(subparsers) -> None:
                        help="published rows to add, e.g. aligngpt-7b,llava-1.5-7b (see report.literature)")
     table.add_argument("--caption", default=None)
     table.add_argument("--standalone", action="store_true", help="LaTeX: a complete document (pdflatex-ready)")
-    table.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --ci/--baseline")
+    table.add_argument("--n-resamples", type=integer(1), default=1000, help="bootstrap resamples for --ci/--baseline")
     table.set_defaults(func=cmd_table)
 
     plot = subparsers.add_parser("plot", help="gate heatmap, accuracy vs fixed:K, or radar chart (PNG + PDF)")
@@ -191,7 +192,7 @@ def cmd_plot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aligngpt-eval", description="Ablation grids, tables and figures.")
+    parser = OneLineParser(prog="aligngpt-eval", description="Ablation grids, tables and figures.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     add_report_parsers(sub)
