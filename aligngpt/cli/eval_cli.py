@@ -140,7 +140,7 @@ def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
 def _print_metrics(task: str, metrics: dict, headline: str | None, stream) -> None:
     from tabulate import tabulate
 
-    rows = _flatten(metrics)
+    rows = [(k, v) for k, v in _flatten(metrics) if v is not None]  # None: not computable from what ran
     if headline:
         rows.sort(key=lambda kv: kv[0] != headline)
     table = [(task if i == 0 else "", k, f"{v:.2f}" if isinstance(v, float) else v) for i, (k, v) in enumerate(rows)]
@@ -187,6 +187,11 @@ def cmd_run(args) -> int:
         print("model: bundled toy model (tiny, for smoke tests and CI regression checks; not a real AlignGPT)", file=out)
     if settings.source == "toy":
         print("data: bundled toy benchmark data (synthetic; numbers are not comparable to the papers)", file=out)
+    limited = {t: r["limited"] for t, r in result.results["tasks"].items() if "limited" in r}
+    if limited:
+        counts = ", ".join(f"{t} {v['questions']} of {v['of']}" for t, v in limited.items())
+        print(f"limited run (--limit {settings.limit}): {counts} questions; not the benchmarks' numbers, and "
+              "totals over parts that did not run are left out", file=out)
     for spec in tasks:
         _print_metrics(spec.name, result.results["tasks"][spec.name]["metrics"], spec.headline, out)
     print(f"results: {result.run_dir / 'results.json'}", file=out)

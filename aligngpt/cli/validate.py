@@ -149,25 +149,19 @@ def validate_grid(args) -> None:
     C.writable_dir("--output-dir", args.output_dir)
 
 
-def _run_dirs(args) -> None:
-    for d in args.run_dirs:
-        C.existing_dir("RUN_DIR", d)
-
-
 def validate_table(args) -> None:
-    _run_dirs(args)
     if args.literature:
-        from ..report.literature import literature_keys
+        from ..report.literature import literature_row
 
-        known = literature_keys()
-        unknown = [k for k in (t.strip() for t in args.literature.split(",")) if k and k not in known]
-        if unknown:
-            raise ConfigError(f"--literature: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+        for key in (t.strip() for t in args.literature.split(",")):
+            try:
+                literature_row(key) if key else None
+            except KeyError as exc:
+                raise ConfigError(f"--literature: {exc.args[0]}") from None
     C.file_target("--out", args.out)
 
 
 def validate_plot(args) -> None:
-    _run_dirs(args)
     if args.literature:
         validate_table(argparse.Namespace(run_dirs=[], literature=args.literature, out=None))
     if args.out is not None and (args.out == "" or Path(args.out).is_dir()):

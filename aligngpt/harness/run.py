@@ -204,7 +204,8 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
     run_dir = Path(settings.output_dir) / name
     # Data, judges and model first: a mistake there fails before any model time is spent, and
     # before a run folder exists (or a --fresh one is deleted).
-    task_samples = {t.name: load_samples(t, settings) for t in tasks}
+    sizes: dict[str, int] = {}
+    task_samples = {t.name: load_samples(t, settings, sizes) for t in tasks}
     evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
     judge = build_judge(settings.judge) if dist.is_main else None
     if dist.is_main:
@@ -241,6 +242,9 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
                 journal.reload()
                 task_results[spec.name] = _score_task(spec, samples, journal, evaluators[spec.name], settings,
                                                       run_dir, name, model_id)
+                if settings.limit is not None:  # a subset: never to be read as the benchmark's number
+                    task_results[spec.name]["limited"] = {"limit": settings.limit, "questions": len(samples),
+                                                          "of": sizes[spec.name]}
                 task_results[spec.name]["timing"] = _record_timing(run_dir / spec.name, timing)
         results = None
         if dist.is_main:
