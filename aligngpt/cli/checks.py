@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -111,31 +112,34 @@ DTYPES = ("float32", "float16", "bfloat16", "auto")
 
 
 # ---------------------------------------------------------------------------- filesystem checks
+def _nonempty(flag: str, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ConfigError(f"{flag}: empty path")
+
+
 def existing_file(flag: str, value: str | None) -> None:
+    _nonempty(flag, value)
     if value is not None and not Path(value).is_file():
         raise ConfigError(f"{flag} {value}: no such file")
 
 
 def existing_dir(flag: str, value: str | None) -> None:
+    _nonempty(flag, value)
     if value is not None and not Path(value).is_dir():
         raise ConfigError(f"{flag} {value}: no such folder")
-
-
-def existing_path(flag: str, value: str | None) -> None:
-    if value is not None and not Path(value).exists():
-        raise ConfigError(f"{flag} {value}: no such file or folder")
 
 
 def writable_dir(flag: str, value: str | None) -> None:
     """A folder we may create later: it must not be a file, nor sit under one."""
     if value is None:
         return
-    if value == "":
-        raise ConfigError(f"{flag}: empty path")
+    _nonempty(flag, value)
     for p in (Path(value), *Path(value).parents):
         if p.exists():
             if not p.is_dir():
                 raise ConfigError(f"{flag} {value}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ConfigError(f"{flag} {value}: {p} is not writable")
             return
 
 
@@ -152,6 +156,7 @@ def local_or_hub(flag: str, value: str, *, words: tuple[str, ...] = ()) -> Path 
     """A checkpoint named by a local folder or a hub id; returns the folder when local."""
     if value in words:
         return None
+    _nonempty(flag, value)
     path = Path(value).expanduser()
     if path.is_dir():
         return path

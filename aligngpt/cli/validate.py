@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -65,7 +66,7 @@ def data_flags(args: argparse.Namespace, task_names: list[str] | None) -> None:
     if paths and args.source != "hf":
         raise ConfigError("--hf-path applies to --source hf")
     if args.source == "hf":
-        remote = [t for t in (task_names or []) if not Path(paths.get(t, "")).expanduser().is_dir()]
+        remote = [t for t in (task_names or []) if t not in paths or not Path(paths[t]).expanduser().is_dir()]
         why = None if not remote or _offline_set() else hub_unreachable()
         if why:
             import sys
@@ -76,6 +77,8 @@ def data_flags(args: argparse.Namespace, task_names: list[str] | None) -> None:
 
 
 def judge_flags(args: argparse.Namespace) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.judge_api_key_env or ""):
+        raise ConfigError(f"--judge-api-key-env {args.judge_api_key_env!r}: expected an environment variable name")
     if bool(args.judge_base_url) != bool(args.judge_model):
         raise ConfigError("--judge-base-url and --judge-model go together")
     if args.judge_base_url and not args.judge_base_url.startswith(("http://", "https://")):
@@ -121,6 +124,12 @@ def validate_bench(args) -> None:
 
 def validate_serve(args) -> None:
     C.local_or_hub("--model", args.model, words=("toy",))
+    import socket
+
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"--host {args.host!r}: not an address of this machine ({exc})") from None
     if args.template is not None:
         from ..processing.conversation import get_template
 
@@ -149,7 +158,18 @@ def validate_grid(args) -> None:
     C.writable_dir("--output-dir", args.output_dir)
 
 
+def _run_dirs(args) -> None:
+    """RUN_DIR arguments: finished run folders or grid folders, one label each if labels are given."""
+    from ..harness.grid import expand_run_dirs
+
+    runs = expand_run_dirs(args.run_dirs)
+    labels = [t for t in (args.labels or "").split(",") if t.strip()]
+    if labels and len(labels) != len(runs):
+        raise ConfigError(f"--labels gives {len(labels)} labels for {len(runs)} runs")
+
+
 def validate_table(args) -> None:
+    _run_dirs(args)
     if args.literature:
         from ..report.literature import literature_row
 
@@ -162,8 +182,9 @@ def validate_table(args) -> None:
 
 
 def validate_plot(args) -> None:
+    _run_dirs(args)
     if args.literature:
-        validate_table(argparse.Namespace(run_dirs=[], literature=args.literature, out=None))
+        validate_table(argparse.Namespace(run_dirs=[], labels=None, literature=args.literature, out=None))
     if args.out is not None and (args.out == "" or Path(args.out).is_dir()):
         raise ConfigError(f"--out {args.out!r}: expected a file prefix (PREFIX.png, PREFIX.pdf), not a folder")
     if args.out:
