@@ -56,7 +56,8 @@ def add_report_parsers(subparsers) -> None:
     plot.add_argument("--labels", default=None, help="comma-separated labels, one per run")
     plot.add_argument("--metric", default=None, help="fixed-level: metric key instead of each task's headline")
     plot.add_argument("--literature", default="", metavar="KEYS", help="radar: published rows to add")
-    plot.add_argument("--normalise", choices=["minmax", "max"], default="minmax", help="radar: per-axis scaling")
+    plot.add_argument("--normalise", choices=["range", "minmax", "max"], default="range",
+                      help="radar axes: the metric's own range (default), min..max of the runs, or value / best")
     plot.set_defaults(func=cmd_plot)
 
 
