@@ -27,7 +27,7 @@ def add_report_parsers(subparsers) -> None:
     grid.add_argument("--output-dir", default=None,
                       help="grid folder (default: the spec's output_dir, else results/grids/SPEC_NAME)")
     grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
-    grid.add_argument("--quiet", action="store_true", help="no per-run progress bars (status tables still print)")
+    grid.add_argument("--quiet", action="store_true", help="no progress bars or per-cell tables: one status table at the end")
     grid.set_defaults(func=cmd_grid)
 
     table = subparsers.add_parser("table", help="LaTeX/Markdown table in the paper's layouts from run folders")

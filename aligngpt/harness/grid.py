@@ -31,7 +31,7 @@ the harness's per-task prediction journal, so a grid killed at any point and sta
 recomputes no journaled question.  ``OUTPUT_DIR/grid_state.json`` (written atomically on every
 change) lists the cells and their status.
 
-**Outputs while running.**  After each cell a status table is printed, and the rows finished so
+**Outputs while running.**  After each cell a status table is printed (with ``quiet``: once, at the end), and the rows finished so
 far are written as Markdown and LaTeX to ``OUTPUT_DIR/tables/grid.{md,tex}`` and, with their
 statistics, to ``OUTPUT_DIR/grid_results.json``: per task and metric a 95% percentile
 bootstrap CI over questions, and a paired bootstrap test against the baseline cell on the same
@@ -765,9 +765,10 @@ def run_grid(spec: GridSpec, output_dir: str | Path | None = None, *, dry_run: b
                 traceback.print_exc()
         cell.seconds = time.perf_counter() - start
         save("running", outputs=True)
-        say(status_table(spec, cells))
+        if not quiet:
+            say(status_table(spec, cells))
     save("failed" if any(c.status == "failed" for c in cells) else "complete")
-    if not todo:
+    if quiet or not todo:  # --quiet: one summary at the end
         say(status_table(spec, cells))
     return GridResult(out, cells, results)
 

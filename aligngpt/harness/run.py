@@ -126,7 +126,7 @@ def _earlier_timings(task_dir: Path) -> list[dict]:
 def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:
     """Answer this rank's share of the task's unanswered questions; returns timing."""
     note = _resume_note(spec, samples, journal)
-    if note and dist.is_main:
+    if note and dist.is_main and not quiet:
         print(note, file=sys.stderr)
     reused = sum(s.key in journal for s in samples)
     todo = dist.shard([s for s in samples if s.key not in journal])

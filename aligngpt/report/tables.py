@@ -307,6 +307,9 @@ def render_table(rows: Sequence[TableRow], layout: str | Sequence[str] = "all", 
 
     foot = _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any_sig, notes,
                       auto_notes) if (auto_notes or notes) else []
+    if auto_notes and not published and any(r.caveat for r in rows):
+        foot.append((latex_escape if fmt == "latex" else str)(
+            "Not the benchmarks' numbers: " + "; ".join(sorted({r.caveat for r in rows if r.caveat})) + "."))
     if published and any(r.caveat for r in rows):
         rows = [replace(r, label=r.label + _UNRANKED_MARK) if r.caveat else r for r in rows]
         esc = latex_escape if fmt == "latex" else (lambda t: t)
