@@ -70,3 +70,13 @@ def test_signal_records_interrupted_not_running(tmp_path, sig):
     assert err.strip().splitlines()[-1] == "aligngpt-eval: interrupted; run the same command again to resume"
     assert "Traceback" not in err
     assert not (journal.parent.parent / "results.json").exists()
+
+
+def test_every_file_of_a_run_folder_has_the_same_mode(tmp_path, capsys):
+    """Atomic writers (mkstemp: 0600) and appending writers (open: 0666 less the umask) agree."""
+    _run(tmp_path, capsys)
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*") if p.is_file()}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert set(modes.values()) == {oct(0o666 & ~mask)}, modes
+    assert {"results.json", "run_state.json", "journal.jsonl", "samples.jsonl"} <= {Path(k).name for k in modes}

@@ -222,12 +222,18 @@ def cmd_tasks(args) -> int:
     from ..data.base import available_loaders
     from ..harness.tasks import available_tasks, load_task
 
+    from ..toy import TASKS as TOY_TASKS
+
     loaders = available_loaders()
     rows = []
     for name in available_tasks():
         spec = load_task(name)
-        rows.append((name, spec.title, spec.scoring, ", ".join(loaders.get(name, [])) or "-", spec.headline))
+        sources = [*loaders.get(name, []), *(["toy"] if name in TOY_TASKS else [])]
+        rows.append((name, spec.title, spec.scoring, ", ".join(sources) or "-", spec.headline))
     print(tabulate(rows, headers=["task", "benchmark", "scored", "sources", "headline metric"], tablefmt="github"))
+    print("\nsources: toy = the bundled synthetic suite, the default without --data-root (numbers not comparable to "
+          "the papers); local = --data-root DIR (LLaVA-1.5 playground/data/eval layout); hf = --source hf "
+          "(lmms-lab copies, or --hf-path TASK=FOLDER)")
     return 0
 
 
