@@ -43,7 +43,7 @@ def world(tmp_path, monkeypatch):
     answers = tmp_path / "inputs" / "answers.jsonl"
     answers.write_text(json.dumps({"question_id": 1, "text": "yes"}) + "\n")
     spec = tmp_path / "inputs" / "grid.yaml"
-    spec.write_text("models: [toy]\ntasks: [pope]\n")
+    spec.write_text("models: [toy]\nalign_modes: [gated]\ntasks: [pope]\n")
     out = str(tmp_path / "out" / "x")
     eval_base = {
         "run": ["run", "--tasks", "gqa", "--output-dir", out],
@@ -259,3 +259,26 @@ def _main_rc(argv: list[str]) -> int:
         return eval_cli.main(argv)
     except SystemExit as exc:
         return exc.code
+
+
+GRID_CASES = [
+    ("models: [/nonexistent/ckpt]", "models[0].path"),
+    ("models: [toy]\nsettings: {limit: -1}", "settings.limit: must be an integer >= 1"),
+    ("models: [toy]\nsettings: {batch_size: big}", "settings.batch_size"),
+    ("models: [toy]\nsettings: {max_new_tokens: 0}", "settings.max_new_tokens"),
+    ("models: [{path: toy, settings: {num_workers: -2}}]", "models[0].settings.num_workers"),
+    ("models: [toy]\nsettings: {device: 'cuda:99'}", "settings.device"),
+    ("models: [toy]\nsettings: {dtype: fp64}", "settings.dtype"),
+    ("models: [toy]\nalign_modes: ['fixed:99']", "only 8 levels"),
+]
+
+
+@pytest.mark.parametrize("body,needle", GRID_CASES, ids=[c[1] for c in GRID_CASES])
+def test_grid_spec_settings_are_checked_like_run_flags(tmp_path, capsys, monkeypatch, body, needle):
+    monkeypatch.chdir(tmp_path)
+    text = body + "\ntasks: [pope]\n" + ("" if "align_modes" in body else "align_modes: [gated]\n")
+    Path("grid.yaml").write_text(text)
+    rc = _main_rc(["grid", "grid.yaml", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.yaml"]

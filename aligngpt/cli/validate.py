@@ -156,6 +156,13 @@ def validate_prepare(args) -> None:
 def validate_grid(args) -> None:
     C.existing_file("SPEC.yaml", args.spec)
     C.writable_dir("--output-dir", args.output_dir)
+    from ..harness.grid import load_grid_spec
+
+    spec = load_grid_spec(args.spec)  # settings checked as run's flags are; modes, tasks, baseline
+    for i, model in enumerate(spec.models):
+        C.local_or_hub(f"{args.spec}: models[{i}].path", model.path, words=("toy",))
+        data_root = {**spec.settings, **model.settings}.get("data_root")
+        C.existing_dir(f"{args.spec}: settings.data_root", data_root)
 
 
 def _run_dirs(args) -> None:

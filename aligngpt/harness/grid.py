@@ -151,8 +151,31 @@ def _check_settings(raw: Any, what: str, source: Path | None, base: Path | None)
             raise ConfigError(f"{_where(source)}{what}: unknown setting {key!r}; allowed: {', '.join(SETTING_KEYS)}")
         if key in ("data_root", "output_dir") and value is not None:
             value = _resolve(value, base)
-        out[key] = value
+        out[key] = _checked_setting(key, value, f"{_where(source)}{what}.{key}")
     return out
+
+
+def _checked_setting(key: str, value: Any, where: str) -> Any:
+    """The value ``aligngpt-eval run --KEY`` would accept, checked the same way (one-line error)."""
+    import argparse
+
+    from ..cli import checks as C
+
+    types = {"limit": C.integer(1), "batch_size": C.integer(1, also=("auto",)), "max_new_tokens": C.integer(1),
+             "num_workers": C.integer(0), "seed": C.integer(0, 2**63 - 1), "device": C.device}
+    choices = {"dtype": C.DTYPES, "canary": ("auto", "always", "never"), "source": ("local", "hf", "toy")}
+    if value is None:
+        return value
+    if isinstance(value, bool) and key in types:
+        raise ConfigError(f"{where}: expected a value, got {value}")
+    if key in types:
+        try:
+            return types[key](str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if key in choices and value not in choices[key]:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices[key])}")
+    return value
 
 
 def _model(entry: Any, i: int, source: Path | None, base: Path | None) -> GridModel:
