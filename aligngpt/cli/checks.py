@@ -10,6 +10,7 @@ helpers called by each command's ``validate`` step, and raise :class:`ConfigErro
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -139,7 +140,9 @@ def writable_dir(flag: str, value: str | None) -> None:
             if not p.is_dir():
                 raise ConfigError(f"{flag} {value}: {p} is a file, not a folder")
             if not os.access(p, os.W_OK | os.X_OK):
-                raise ConfigError(f"{flag} {value}: {p} is not writable")
+                read_only = os.statvfs(p).f_flag & os.ST_RDONLY
+                raise ConfigError(f"{flag} {value}: cannot write in {p}: "
+                                  f"{os.strerror(errno.EROFS if read_only else errno.EACCES)}")
             return
 
 

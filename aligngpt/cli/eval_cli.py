@@ -221,7 +221,6 @@ def cmd_tasks(args) -> int:
 
     from ..data.base import available_loaders
     from ..harness.tasks import available_tasks, load_task
-
     from ..toy import TASKS as TOY_TASKS
 
     loaders = available_loaders()

@@ -1,7 +1,6 @@
 """Executing a run over several tasks, resumable (see runner.py for the pieces)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -169,8 +168,7 @@ def _record_timing(task_dir: Path, timing: dict) -> dict:
     (``earlier``) beside its own, instead of replacing them with ``generated: 0``."""
     earlier = _earlier_timings(task_dir)
     if timing["generated"]:
-        with open(task_dir / "timing.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(timing) + "\n")
+        atomic_write_jsonl(task_dir / "timing.jsonl", [*earlier, timing])
     return {**timing, "earlier": earlier} if earlier else timing
 
 
