@@ -195,3 +195,17 @@ def test_bundled_model_has_not_regressed(tmp_path):
     summary = ", ".join(f"{t} {v:.1f}" for t, v in current.items())
     assert not problems, ("toy regression (scripts/refresh_toy_metrics.py rewrites the committed values when a change "
                           "is meant to move them):\n  " + "\n  ".join(problems) + f"\nall scores: {summary}")
+
+
+def test_refresh_rewrites_only_the_values_that_changed(tmp_path):
+    from aligngpt.toy.recipe.results import refresh_results
+
+    (tmp_path / "metrics.json").write_text(METRICS.read_text())
+    ref = committed()
+    results = {"tasks": {t: {"metrics": json.loads(json.dumps(r["metrics"])), "n": r["n"]} for t, r in ref["tasks"].items()}}
+    assert refresh_results(tmp_path, results) == []
+    results["tasks"]["mme"]["metrics"]["subtasks"]["code_reasoning"] = 83.0
+    assert refresh_results(tmp_path, results) == ["mme.metrics.subtasks.code_reasoning: 33.33333333333333 -> 83.0"]
+    new = json.loads((tmp_path / "metrics.json").read_text())
+    assert new["training"] == ref["training"] and new["tasks"]["gqa"] == ref["tasks"]["gqa"]
+    assert (tmp_path / "README.md").read_text().startswith("# Toy results")
