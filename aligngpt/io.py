@@ -73,6 +73,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _file_mode() -> int:
+    """What ``open(path, "w")`` would give a new file (0o666 less the umask): mkstemp's temporary
+    files are 0600, and a run folder should not mix 0600 and 0644 files by writer."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to a temporary sibling, then rename it over ``path``: readers see the old
     file or the new one, never a part. ``durable=False`` skips the fsync, for files that are
@@ -82,6 +90,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _file_mode())
             fh.write(data)
             if durable:
                 fh.flush()

@@ -16,9 +16,10 @@ per category, in answer-file order, and ``calculation.py`` then:
 
 Deviations, where the official tools would crash or cannot run: a prediction containing a tab,
 newline or carriage return breaks the line format (``readlines`` splits on ``\r`` too, then the
-4-field ``split("\t")`` fails); we score the text as is. A category missing
-from the samples is left out of ``subtasks`` and of the sums (calculation.py would fail to open
-its file). Categories outside the 14 are scored under ``subtasks`` but not summed.
+4-field ``split("\t")`` fails); we score the text as is. A category missing from the samples is
+left out of ``subtasks``, and the total it belongs to is ``None``: a sum over fewer subtasks is
+not MME's number (calculation.py would fail to open its file). Categories outside the 14 are
+scored under ``subtasks`` but not summed.
 
 ``pairing="image"`` groups questions by image instead of by consecutive position (what lmms-eval
 does); with the two questions of every image adjacent, as in the official files, both agree.
@@ -90,9 +91,9 @@ class MMEEvaluator(Evaluator):
             subtasks[category] = category_score(correct, groups)["score"]
         ordered = {c: subtasks[c] for c in PERCEPTION + COGNITION if c in subtasks}
         ordered.update({c: subtasks[c] for c in sorted(subtasks) if c not in ordered})
-        metrics = {
-            "perception": sum(subtasks[c] for c in PERCEPTION if c in subtasks),
-            "cognition": sum(subtasks[c] for c in COGNITION if c in subtasks),
+        metrics = {  # a sum over some subtasks is not MME's total (a --limit run): None
+            "perception": sum(subtasks[c] for c in PERCEPTION) if all(c in subtasks for c in PERCEPTION) else None,
+            "cognition": sum(subtasks[c] for c in COGNITION) if all(c in subtasks for c in COGNITION) else None,
             "subtasks": ordered,
         }
         return ScoreResult(metrics=metrics, per_sample=per_sample, n=len(per_sample))

@@ -17,8 +17,9 @@ Deviations, all where the official script would crash:
 
 * precision with no predicted *yes*, recall with no gold *yes*, and F1 with P+R = 0 divide by
   zero in eval_pope.py; we return ``zero_division`` (default 0.0) instead.
-* a split with no samples (e.g. a ``--limit`` run) would divide by zero in the yes-ratio; its
-  metrics are ``None`` and the two means run over the splits present.
+* a split with no samples (e.g. a small ``--limit`` run) would divide by zero in the yes-ratio; its
+  metrics are ``None``, and so are the two means, which are defined over the three splits (a
+  mean over the splits present would pass one split's F1 off as the benchmark's).
 
 Joining: by default each prediction is matched to its sample by question id. ``join="position"``
 reproduces the official pairing instead: per split, predictions in the mapping's (answer-file)
@@ -116,9 +117,10 @@ class POPEEvaluator(Evaluator):
             result.pop("counts", None)
             splits[split] = result
         present = [splits[s] for s in POPE_SPLITS if splits[s]["f1"] is not None]
+        whole = len(present) == len(POPE_SPLITS)
         metrics = {
-            "f1": sum(m["f1"] for m in present) / len(present) if present else None,
-            "accuracy": sum(m["accuracy"] for m in present) / len(present) if present else None,
+            "f1": sum(m["f1"] for m in present) / len(present) if whole else None,
+            "accuracy": sum(m["accuracy"] for m in present) / len(present) if whole else None,
             "splits": splits,
         }
         return ScoreResult(metrics=metrics, per_sample=per_sample, n=len(per_sample))

@@ -109,8 +109,8 @@ def test_scores_perception_cognition_subtasks(tmp_path):
     # existence: 1/2 right -> 50; acc+ 0 -> 50.   code_reasoning: 2/2, 1/1 -> 200.
     assert r.metrics["subtasks"] == pytest.approx({"existence": 50.0, "artwork": 125.0, "code_reasoning": 200.0})
     assert list(r.metrics["subtasks"]) == ["existence", "artwork", "code_reasoning"]   # official order
-    assert r.metrics["perception"] == pytest.approx(175.0)    # 50 + 125
-    assert r.metrics["cognition"] == pytest.approx(200.0)
+    # 2 of 10 perception and 1 of 4 cognition subtasks: their sums would not be MME's totals
+    assert r.metrics["perception"] is None and r.metrics["cognition"] is None
     assert r.n == 8
     assert r.per_sample["artwork/images/10003.jpg#0"] == {"target": "Yes", "parsed": "other", "score": 0.0,
                                                           "category": "artwork"}
@@ -161,7 +161,7 @@ def test_unknown_category_scored_but_not_summed(tmp_path):
     # Each category: yes right, yes wrong -> acc 50, acc+ 0 -> 50.
     assert m["subtasks"] == pytest.approx({"artwork": 50.0, "weird": 50.0})
     assert list(m["subtasks"]) == ["artwork", "weird"]
-    assert m["perception"] == pytest.approx(50.0) and m["cognition"] == 0.0
+    assert m["perception"] is None and m["cognition"] is None  # "weird" counts towards neither
 
 
 def test_missing_question_file_names_it(tmp_path):
@@ -232,7 +232,8 @@ def test_hf_loader_prompt_grouping_and_scores(tmp_path):
     assert isinstance(by_key["artwork/10002.jpg#1"].image, bytes)
     preds = {_hf_key(*k): v for k, v in ANSWERS.items()}
     m = MMEEvaluator().score(samples, preds).metrics
-    assert m["perception"] == pytest.approx(175.0) and m["cognition"] == pytest.approx(200.0)
+    assert m["subtasks"] == pytest.approx({"existence": 50.0, "artwork": 125.0, "code_reasoning": 200.0})
+    assert m["perception"] is None and m["cognition"] is None
 
 
 def test_hf_prompt():
@@ -267,3 +268,19 @@ def test_read_gt_file_missing(tmp_path):
 
     with pytest.raises(DataError, match="0001.txt: file not found"):
         read_gt_file(tmp_path / "0001.txt")
+
+
+def test_totals_need_every_subtask_of_their_half():
+    from aligngpt.data.base import Sample
+    from aligngpt.evaluators.mme import COGNITION, PERCEPTION
+
+    def pair(cat: str, i: int) -> list[Sample]:  # "yes" to both: one right -> acc 50, acc+ 0 -> 50
+        return [Sample(f"{cat}/{i}.png", "q?", None, {"answer": a, "category": cat, "image": f"{cat}/{i}"},
+                       {"category": cat, "answer_question_id": f"{cat}/{i}.png"}) for a in ("Yes", "No")]
+
+    every = [s for cat in PERCEPTION + COGNITION for s in pair(cat, 0)]
+    m = MMEEvaluator().score(every, {s.key: "yes" for s in every}).metrics
+    assert m["perception"] == pytest.approx(50.0 * 10) and m["cognition"] == pytest.approx(50.0 * 4)
+    no_code = [s for s in every if s.target["category"] != "code_reasoning"]
+    m = MMEEvaluator().score(no_code, {s.key: "yes" for s in no_code}).metrics
+    assert m["perception"] == pytest.approx(500.0) and m["cognition"] is None

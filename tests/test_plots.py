@@ -137,7 +137,7 @@ def test_radar_normalisation_by_hand():
     rows = [TableRow("a", {"gqa": 60.0, "textvqa": 40.0, "pope": 80.0, "mme": 1500.0}),
             TableRow("b", {"gqa": 50.0, "textvqa": 40.0, "pope": 90.0, "mme": 1400.0}),
             TableRow("c", {"gqa": 55.0, "textvqa": 40.0, "pope": 85.0})]  # no MME -> that axis is dropped
-    data = radar_data(rows)
+    data = radar_data(rows, normalise="minmax")
     assert data.axes == ["gqa", "textvqa", "pope"]
     # minmax into [0.2, 1]: gqa 60 -> 1, 50 -> 0.2, 55 -> 0.2 + 0.8 * 5/10 = 0.6; TextVQA all tie -> 1;
     # pope 80 -> 0.2, 90 -> 1, 85 -> 0.6
@@ -147,6 +147,17 @@ def test_radar_normalisation_by_hand():
                                [[1, 1, 80 / 90], [50 / 60, 1, 1], [55 / 60, 1, 85 / 90]])
     with pytest.raises(ValueError, match="at least 3 benchmarks"):
         radar_data([TableRow("a", {"gqa": 1.0, "pope": 2.0})])
+
+
+def test_radar_axes_default_to_the_metrics_own_range():
+    # one run: min-max scaling would put every axis, MMBench 0.0 included, on the outer ring
+    rows = [TableRow("toy", {"gqa": 44.0, "pope": 64.2, "mme": 763.0, "mmbench": 0.0})]
+    data = radar_data(rows)
+    assert data.axes == ["gqa", "pope", "mme", "mmbench"]
+    np.testing.assert_allclose(data.radii, [[0.44, 0.642, 763.0 / 2000, 0.0]])
+    over = radar_data([TableRow("a", {"gqa": 50.0, "pope": 80.0, "llava_bench": 120.0}),
+                       TableRow("b", {"gqa": 40.0, "pope": 90.0, "llava_bench": 60.0})])
+    np.testing.assert_allclose(over.radii[:, -1], [1.0, 0.5])  # a relative score above 100 extends its axis
 
 
 def test_radar_from_runs_and_published_rows(tmp_path):

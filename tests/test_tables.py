@@ -261,3 +261,23 @@ def test_latex_compiles(tmp_path):
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_toy_or_limited_runs_are_marked_and_never_ranked_against_published_rows():
+    toy = TableRow.from_results({"model": {"name": "toy"}, "tasks": {
+        "vizwiz_val": {"metrics": {"accuracy": 60.5}, "data": {"source": "toy", "fingerprint": "x"}}}})
+    assert toy.caveat == "bundled toy data (synthetic)"
+    limited = TableRow.from_results({"model": {"name": "mine"}, "tasks": {
+        "vizwiz_val": {"metrics": {"accuracy": 70.0}, "data": {"source": "local"}, "limited": {"limit": 5}}}})
+    assert limited.caveat == "a --limit subset of the questions"
+    lit = [TableRow.from_literature("aligngpt-7b"), TableRow.from_literature("llava-1.5-7b")]
+    md = render_table(lit + [toy, limited], ["vizwiz"], "markdown")
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "**54.2**" in lines["AlignGPT-7B"]  # the published best, not the toy 60.5 or the partial 70.0
+    assert "**" not in lines["toy‡"] and "**" not in lines["mine‡"]
+    assert "- ‡ a --limit subset of the questions; bundled toy data (synthetic): not comparable to the published " \
+           "rows, and left out of the bold ranking." in md
+    assert r"toy\ddag{}" in render_table(lit + [toy], ["vizwiz"], "latex")
+    # among runs alone (an ablation on toy data) the best run is still bold
+    other = TableRow("other", {"vizwiz_val": {"accuracy": 50.0}}, caveat=toy.caveat)
+    assert "**60.5**" in render_table([toy, other], ["vizwiz"], "markdown") and "‡" not in render_table([toy, other], ["vizwiz"], "markdown")

@@ -13,7 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from aligngpt.errors import AlignGPTError
+from aligngpt.cli import checks as C
+from aligngpt.errors import AlignGPTError, ConfigError
 
 
 def _flag(parser, *names: str, **kwargs) -> None:
@@ -35,13 +36,13 @@ def _score_parser(sub) -> None:
     p.add_argument("--data", required=True, help="LLaVA pretraining JSON (records with image + conversations)")
     _flag(p, "--image-folder", required=True, help="folder the records' image paths are relative to")
     p.add_argument("--clip", required=True, help="CLIPModel folder (config, weights, tokenizer files)")
-    p.add_argument("--levels", type=int, default=8, help="number of alignment levels N (default 8)")
+    p.add_argument("--levels", type=C.integer(2), default=8, help="number of alignment levels N (default 8)")
     p.add_argument("--bucketing", choices=("quantile", "width"), default="quantile")
     p.add_argument("--out", required=True, help="output JSON: the records plus 'similarity' and 'clip_score'")
-    _flag(p, "--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    _flag(p, "--batch-size", type=C.integer(1), default=64)
+    p.add_argument("--device", type=C.device, default="cpu", help="cpu | cuda | cuda:N | mps")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None)
-    _flag(p, "--num-workers", type=int, default=0, help="image-decoding worker processes")
+    _flag(p, "--num-workers", type=C.integer(0), default=0, help="image-decoding worker processes")
     p.add_argument("--fresh", action="store_true", help="ignore an existing journal and score everything again")
     p.add_argument("--no-progress", action="store_true")
 
@@ -52,12 +53,13 @@ def _train_parser(sub, stage: str, help: str) -> None:
     _flag(g, "--model", "--model-name-or-path", dest="model", required=True, help="base LLM folder (Llama/Vicuna: config, weights, tokenizer.model)")
     _flag(g, "--vision-tower", required=True, help="CLIP vision tower folder")
     _flag(g, "--mm-projector-type", default="mlp2x_gelu")
-    _flag(g, "--mm-vision-select-layer", type=int, default=-2)
+    _flag(g, "--mm-vision-select-layer", type=C.integer(), default=-2)
     _flag(g, "--mm-vision-select-feature", default="patch", choices=("patch", "cls_patch"))
-    _flag(g, "--n-indicators", type=int, default=None, help="alignment levels N (stage 1 default 8; stage 2: from the stage-1 file)")
+    _flag(g, "--n-indicators", type=C.integer(2), default=None, help="alignment levels N (stage 1 default 8; stage 2: from the stage-1 file)")
     _flag(g, "--align-mode", default="gated", help="gated | local | global | average | fixed:K | none (trained that way)")
     _flag(g, "--gate-text", default="all", choices=("all", "prompt"), help="text the gate averages: all (reference) or prompt only")
-    _flag(g, "--attn-implementation", default=None, help="eager | sdpa | flash_attention_2 (default: flash when installed on CUDA, else sdpa)")
+    _flag(g, "--attn-implementation", default=None, choices=("eager", "sdpa", "flash_attention_2"),
+          help="default: flash_attention_2 when installed on CUDA, else sdpa")
     _flag(g, "--load-dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     if stage == "finetune":
         _flag(g, "--pretrain-mm-mlp-align", default=None, help="stage-1 mm_projector_align.bin (reference or ours)")
@@ -65,9 +67,9 @@ def _train_parser(sub, stage: str, help: str) -> None:
         _bool(g, "--tune-align-table", False, "train the alignment table at stage 2 (the reference freezes it)")
         _bool(g, "--freeze-mm-mlp-adapter", False, "freeze the projector at stage 2")
         _bool(g, "--lora-enable", False, "LoRA on the LLM linear layers (projector and gate fully trained)")
-        _flag(g, "--lora-r", type=int, default=128)
-        _flag(g, "--lora-alpha", type=int, default=256)
-        _flag(g, "--lora-dropout", type=float, default=0.05)
+        _flag(g, "--lora-r", type=C.integer(1), default=128)
+        _flag(g, "--lora-alpha", type=C.integer(1), default=256)
+        _flag(g, "--lora-dropout", type=C.number(0, 1), default=0.05)
         _flag(g, "--bits", type=int, default=16, choices=(4, 8, 16), help="4/8: QLoRA (bitsandbytes, CUDA)")
     g = p.add_argument_group("data")
     _flag(g, "--data", "--data-path", dest="data", required=True, help="training JSON (558K with 'similarity' / mix665k)")
@@ -76,46 +78,100 @@ def _train_parser(sub, stage: str, help: str) -> None:
     _flag(g, "--image-aspect-ratio", default=None, choices=("pad", "square"))
     _bool(g, "--group-by-modality-length", None, "LLaVA's modality-grouped sampler (stage default)")
     _flag(g, "--text-truncation", default="none", choices=("none", "reference"), help="reference: cut text-only rows in mixed batches (quirk 9)")
-    _flag(g, "--model-max-length", type=int, default=2048)
-    _flag(g, "--max-samples", type=int, default=None, help="use only the first N records (smoke runs)")
+    _flag(g, "--model-max-length", type=C.integer(1), default=2048)
+    _flag(g, "--max-samples", type=C.integer(1), default=None, help="use only the first N records (smoke runs)")
     g = p.add_argument_group("optimisation")
     _flag(g, "--output-dir", required=True)
-    _flag(g, "--per-device-train-batch-size", type=int, default=None)
-    _flag(g, "--gradient-accumulation-steps", type=int, default=None)
-    _flag(g, "--learning-rate", type=float, default=None)
-    _flag(g, "--mm-projector-lr", type=float, default=None)
-    _flag(g, "--num-train-epochs", type=float, default=1.0)
-    _flag(g, "--max-steps", type=int, default=-1)
-    _flag(g, "--warmup-ratio", type=float, default=0.03)
-    _flag(g, "--weight-decay", type=float, default=0.0)
-    _flag(g, "--max-grad-norm", type=float, default=1.0)
-    _flag(g, "--lr-scheduler-type", default="cosine")
+    _flag(g, "--per-device-train-batch-size", type=C.integer(1), default=None)
+    _flag(g, "--gradient-accumulation-steps", type=C.integer(1), default=None)
+    _flag(g, "--learning-rate", type=C.number(0), default=None)
+    _flag(g, "--mm-projector-lr", type=C.number(0), default=None)
+    _flag(g, "--num-train-epochs", type=C.number(above=0), default=1.0)
+    _flag(g, "--max-steps", type=C.integer(-1), default=-1, help="-1: from --num-train-epochs")
+    _flag(g, "--warmup-ratio", type=C.number(0, 1), default=0.03)
+    _flag(g, "--weight-decay", type=C.number(0), default=0.0)
+    _flag(g, "--max-grad-norm", type=C.number(0), default=1.0)
+    _flag(g, "--lr-scheduler-type", default="cosine", help="a transformers SchedulerType: cosine, linear, constant, ...")
     _bool(g, "--bf16", False, "bf16 mixed precision")
     _bool(g, "--fp16", False, "fp16 mixed precision")
     _bool(g, "--tf32", False, "allow TF32 matmuls (Ampere+ GPUs)")
     _bool(g, "--gradient-checkpointing", False, "activation checkpointing of the LLM layers")
     ev = p.add_argument_group("evaluation during training")
     _flag(ev, "--eval-tasks", default=None, help="comma-separated tasks to evaluate on the live model, e.g. pope,gqa")
-    _flag(ev, "--eval-every", type=int, default=0, help="evaluate every K optimizer steps (0: never)")
-    _flag(ev, "--eval-limit", type=int, default=None, help="first N questions of each task")
+    _flag(ev, "--eval-every", type=C.integer(0), default=0, help="evaluate every K optimizer steps (0: never)")
+    _flag(ev, "--eval-limit", type=C.integer(1), default=None, help="first N questions of each task")
     _flag(ev, "--eval-data-root", default=None, help="LLaVA evaluation root (default: the bundled toy data)")
-    _flag(ev, "--eval-batch-size", type=int, default=8)
-    _flag(ev, "--eval-max-new-tokens", type=int, default=None)
+    _flag(ev, "--eval-batch-size", type=C.integer(1), default=8)
+    _flag(ev, "--eval-max-new-tokens", type=C.integer(1), default=None)
     p.add_argument("--deepspeed", default=None, help="DeepSpeed JSON (training/configs/zero2.json, zero3.json)")
-    _flag(g, "--save-steps", type=int, default=None)
-    _flag(g, "--save-total-limit", type=int, default=1)
-    _flag(g, "--logging-steps", type=float, default=1)
-    p.add_argument("--seed", type=int, default=42)
-    _flag(g, "--dataloader-num-workers", type=int, default=4)
+    _flag(g, "--save-steps", type=C.integer(1), default=None)
+    _flag(g, "--save-total-limit", type=C.integer(1), default=1)
+    _flag(g, "--logging-steps", type=C.number(above=0), default=1)
+    p.add_argument("--seed", type=C.integer(0, 2**32 - 1), default=42)
+    _flag(g, "--dataloader-num-workers", type=C.integer(0), default=4)
     _flag(g, "--resume-from-checkpoint", default=None, help="a checkpoint folder, or 'latest' (newest in --output-dir)")
     _flag(g, "--report-to", default="none")
     _bool(g, "--use-cpu", False, "train on CPU even if a GPU is present")
-    _flag(g, "--ddp-backend", default=None, help="nccl | gloo | ...")
+    _flag(g, "--ddp-backend", default=None, choices=("nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"))
     _bool(g, "--disable-tqdm", None, "no progress bars")
 
 
+def _model_folder(flag: str, value: str) -> None:
+    """Training reads local folders only (config.json beside the weights)."""
+    C.existing_dir(flag, value)
+
+
+def validate(ns: argparse.Namespace) -> None:
+    """Flags that need the filesystem or each other; one-line ConfigError before any work."""
+    if ns.command == "score-alignment":
+        C.existing_file("--data", ns.data)
+        C.existing_dir("--image-folder", ns.image_folder)
+        _model_folder("--clip", ns.clip)
+        C.file_target("--out", ns.out)
+    elif ns.command == "toy-setup":
+        C.writable_dir("root", ns.root)
+    elif ns.command == "merge-lora":
+        C.existing_dir("run_dir", ns.run_dir)
+        C.writable_dir("--out", ns.out)
+    else:
+        _model_folder("--model", ns.model)
+        _model_folder("--vision-tower", ns.vision_tower)
+        C.existing_file("--data", ns.data)
+        C.existing_dir("--image-folder", ns.image_folder)
+        C.writable_dir("--output-dir", ns.output_dir)
+        C.existing_file("--deepspeed", ns.deepspeed)
+        if ns.command == "finetune":
+            C.existing_file("--pretrain-mm-mlp-align", ns.pretrain_mm_mlp_align)
+        C.align_mode("--align-mode", ns.align_mode, None, ns.n_indicators or 8)
+        from aligngpt.modeling.projector import build_projector
+
+        try:
+            build_projector(ns.mm_projector_type, 1, 1)
+        except ValueError as exc:
+            raise ConfigError(f"--mm-projector-type: {exc}") from None
+        if ns.version is not None:
+            from aligngpt.processing.conversation import get_template
+
+            get_template(ns.version)
+        C.known_tasks("--eval-tasks", ns.eval_tasks)
+        C.existing_dir("--eval-data-root", ns.eval_data_root)
+        if ns.resume_from_checkpoint not in (None, "latest"):
+            C.existing_dir("--resume-from-checkpoint", ns.resume_from_checkpoint)
+        if ns.bf16 and ns.fp16:
+            raise ConfigError("choose one of --bf16 and --fp16")
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+        from transformers.trainer_utils import SchedulerType
+
+        schedulers = [t.value for t in SchedulerType]
+        if ns.lr_scheduler_type not in schedulers:
+            raise ConfigError(f"--lr-scheduler-type {ns.lr_scheduler_type!r}: choose from {', '.join(schedulers)}")
+        bad = [r for r in ns.report_to.split(",") if r.strip() not in ("none", "all", *INTEGRATION_TO_CALLBACK)]
+        if bad:
+            raise ConfigError(f"--report-to {ns.report_to!r}: choose none, all or {', '.join(INTEGRATION_TO_CALLBACK)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aligngpt-train", description="AlignGPT training: alignment scoring and both stages.")
+    parser = C.OneLineParser(prog="aligngpt-train", description="AlignGPT training: alignment scoring and both stages.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     _score_parser(sub)
@@ -123,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub, "finetune", "stage 2: LLM + projector + gate (adaptive alignment-based instruction tuning)")
     t = sub.add_parser("toy-setup", help="write tiny random stand-ins for every recipe input (CPU toy recipe)")
     t.add_argument("root")
-    t.add_argument("--pretrain-samples", type=int, default=512)
-    t.add_argument("--instruct-samples", type=int, default=512)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--pretrain-samples", type=C.integer(1), default=512)
+    t.add_argument("--instruct-samples", type=C.integer(1), default=512)
+    t.add_argument("--seed", type=C.integer(0, 2**32 - 1), default=0)
     m = sub.add_parser("merge-lora", help="merge a LoRA/QLoRA run's adapter into a full model folder")
     m.add_argument("run_dir")
     m.add_argument("--out", default=None, help="target folder (default: the run folder)")
@@ -168,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        validate(ns)  # every flag checked before any work or folder
         if ns.command == "score-alignment":
             return _run_score(ns)
         if ns.command == "toy-setup":

@@ -8,15 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AlignGPTError, ConfigError
-
-
-def _batch_size(text: str):
-    if text == "auto":
-        return text
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("batch size must be >= 1 or 'auto'")
-    return value
+from . import checks as C
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -25,7 +17,8 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
                    help="local: --data-root; hf: lmms-lab datasets via `datasets`; toy: bundled toy data (default without --data-root)")
     p.add_argument("--hf-path", action="append", default=[], metavar="TASK=PATH",
                    help="override the HF dataset id or local parquet folder of a task (repeatable)")
-    p.add_argument("--limit", type=int, default=None, help="first N questions of each task")
+    p.add_argument("--limit", type=C.integer(1), default=None,
+                   help="about N questions per task, spread over its splits/subtasks, scoring units kept whole")
 
 
 def _add_judge_flags(p: argparse.ArgumentParser) -> None:
@@ -34,15 +27,15 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-model", help="judge model name, e.g. gpt-4-0613")
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="name of the environment variable holding the key")
     g.add_argument("--judge-cache", default=None, help="judge cache file (default: $ALIGNGPT_CACHE/judge-cache.sqlite)")
-    g.add_argument("--judge-concurrency", type=int, default=4)
-    g.add_argument("--judge-max-retries", type=int, default=5)
-    g.add_argument("--judge-timeout", type=float, default=60.0)
+    g.add_argument("--judge-concurrency", type=C.integer(1), default=4)
+    g.add_argument("--judge-max-retries", type=C.integer(0), default=5)
+    g.add_argument("--judge-timeout", type=C.number(above=0), default=60.0)
     g.add_argument("--allow-missing-judgements", action="store_true",
                    help="report metrics over the judged questions (with coverage) instead of failing")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aligngpt-eval", description="Evaluate AlignGPT / LLaVA-1.5 models exactly as the official scripts do.")
+    parser = C.OneLineParser(prog="aligngpt-eval", description="Evaluate AlignGPT / LLaVA-1.5 models exactly as the official scripts do.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -51,20 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default="toy", help="'toy' (bundled tiny model), a checkpoint folder, or a hub id")
     _add_data_flags(run)
     run.add_argument("--output-dir", default="results/runs")
-    run.add_argument("--batch-size", type=_batch_size, default=8, help="an integer, or 'auto' (largest that fits on the GPU)")
+    run.add_argument("--batch-size", type=C.integer(1, also=("auto",)), default=8, help="an integer, or 'auto' (largest that fits on the GPU)")
     run.add_argument("--canary", choices=["auto", "always", "never"], default="auto",
                      help="batch-invariance check before the run (auto: runs of >= 64 questions)")
     run.add_argument("--align-mode", default=None, help="gated | local | global | average | fixed:K | none")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp16 on GPU, fp32 on CPU)")
-    run.add_argument("--max-new-tokens", type=int, default=None, help="override the task's official budget")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
+    run.add_argument("--device", type=C.device, default="cpu", help="cpu | cuda | cuda:N | mps")
+    run.add_argument("--dtype", choices=C.DTYPES, default=None, help="default: fp16 on GPU, fp32 on CPU")
+    run.add_argument("--max-new-tokens", type=C.integer(1), default=None, help="override the task's official budget")
+    run.add_argument("--seed", type=C.integer(0, 2**63 - 1), default=0)
+    run.add_argument("--num-workers", type=C.integer(0), default=0, help="DataLoader workers decoding images")
     run.add_argument("--image-cache", default=None, metavar="DIR",
                      help="keep preprocessed images here (exact float32, keyed by image and processor settings) "
                           "for later runs, e.g. every cell of a grid; within a run they are cached in memory anyway")
     run.add_argument("--fresh", action="store_true", help="discard a previous partial run instead of resuming")
-    run.add_argument("--num-processes", type=int, default=1,
+    run.add_argument("--num-processes", type=C.integer(1), default=1,
                      help="data-parallel processes (launches torchrun; same as `torchrun --nproc_per_node N -m aligngpt.cli.eval_cli run ...`)")
     run.add_argument("--json", action="store_true", help="print results.json on stdout")
     _add_judge_flags(run)
@@ -97,13 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time our engine against the reference-style batch-1 loop")
     bench.add_argument("--model", default="toy", help="'toy', '7b-random' (GPU: 7B-shaped, random weights), or a checkpoint")
-    bench.add_argument("--questions", type=int, default=64)
-    bench.add_argument("--new-tokens", type=int, default=12)
-    bench.add_argument("--batch-sizes", default="1,8,16,32")
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--dtype", default=None)
-    bench.add_argument("--repeats", type=int, default=2, help="timed passes per mode; the fastest is reported")
-    bench.add_argument("--training-samples", type=int, default=16, help="batch of the training-step benchmark (0 skips it)")
+    bench.add_argument("--questions", type=C.integer(1), default=64)
+    bench.add_argument("--new-tokens", type=C.integer(1), default=12)
+    bench.add_argument("--batch-sizes", type=C.csv_integers(1), default="1,8,16,32")
+    bench.add_argument("--device", type=C.device, default="cpu")
+    bench.add_argument("--dtype", choices=C.DTYPES, default=None)
+    bench.add_argument("--repeats", type=C.integer(1), default=2, help="timed passes per mode; the fastest is reported")
+    bench.add_argument("--training-samples", type=C.integer(0), default=16, help="batch of the training-step benchmark (0 skips it)")
     bench.add_argument("--out", default=None, help="also write the report as JSON here")
     return parser
 
@@ -123,12 +116,9 @@ def _settings(args) -> "RunSettings":
         from ..harness.toy import toy_data_root
 
         data_root = str(toy_data_root())
-    hf_paths = {}
-    for item in args.hf_path:
-        task, sep, path = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--hf-path expects TASK=PATH, got {item!r}")
-        hf_paths[task] = path
+    from .validate import hf_paths as parse_hf_paths
+
+    hf_paths = parse_hf_paths(args.hf_path, None)
     from ..harness.judging import JudgeSettings
 
     judge = JudgeSettings(
@@ -160,7 +150,7 @@ def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
 def _print_metrics(task: str, metrics: dict, headline: str | None, stream) -> None:
     from tabulate import tabulate
 
-    rows = _flatten(metrics)
+    rows = [(k, v) for k, v in _flatten(metrics) if v is not None]  # None: not computable from what ran
     if headline:
         rows.sort(key=lambda kv: kv[0] != headline)
     table = [(task if i == 0 else "", k, f"{v:.2f}" if isinstance(v, float) else v) for i, (k, v) in enumerate(rows)]
@@ -207,6 +197,11 @@ def cmd_run(args) -> int:
         print("model: bundled toy model (tiny, for smoke tests and CI regression checks; not a real AlignGPT)", file=out)
     if settings.source == "toy":
         print("data: bundled toy benchmark data (synthetic; numbers are not comparable to the papers)", file=out)
+    limited = {t: r["limited"] for t, r in result.results["tasks"].items() if "limited" in r}
+    if limited:
+        counts = ", ".join(f"{t} {v['questions']} of {v['of']}" for t, v in limited.items())
+        print(f"limited run (--limit {settings.limit}): {counts} questions; not the benchmarks' numbers, and "
+              "totals over parts that did not run are left out", file=out)
     for spec in tasks:
         _print_metrics(spec.name, result.results["tasks"][spec.name]["metrics"], spec.headline, out)
     print(f"results: {result.run_dir / 'results.json'}", file=out)
@@ -237,13 +232,18 @@ def cmd_tasks(args) -> int:
 
     from ..data.base import available_loaders
     from ..harness.tasks import available_tasks, load_task
+    from ..toy import TASKS as TOY_TASKS
 
     loaders = available_loaders()
     rows = []
     for name in available_tasks():
         spec = load_task(name)
-        rows.append((name, spec.title, spec.scoring, ", ".join(loaders.get(name, [])) or "-", spec.headline))
+        sources = [*loaders.get(name, []), *(["toy"] if name in TOY_TASKS else [])]
+        rows.append((name, spec.title, spec.scoring, ", ".join(sources) or "-", spec.headline))
     print(tabulate(rows, headers=["task", "benchmark", "scored", "sources", "headline metric"], tablefmt="github"))
+    print("\nsources: toy = the bundled synthetic suite, the default without --data-root (numbers not comparable to "
+          "the papers); local = --data-root DIR (LLaVA-1.5 playground/data/eval layout); hf = --source hf "
+          "(lmms-lab copies, or --hf-path TASK=FOLDER)")
     return 0
 
 
@@ -270,7 +270,7 @@ def cmd_bench(args) -> int:
 
         path = toy_model_dir() if args.model == "toy" else args.model
         model, processor = load_pretrained(path, device=args.device, dtype=args.dtype)
-    sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+    sizes = args.batch_sizes
     report = run_bench(model, processor, model_name=args.model, questions=args.questions, new_tokens=args.new_tokens,
                        batch_sizes=sizes, repeats=args.repeats, training_samples=args.training_samples)
     rows = [(r.mode, r.batch_size, f"{r.samples_per_s:.2f}", f"{r.speedup_vs_reference:.2f}x",
@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from .validate import validate
+
+        validate(args)  # every flag checked before any work or folder
         return COMMANDS[args.command](args)
     except AlignGPTError as exc:
         print(f"aligngpt-eval: error: {exc}", file=sys.stderr)

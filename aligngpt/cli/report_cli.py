@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AlignGPTError, ConfigError
+from .checks import OneLineParser, integer
 
 PLOT_KINDS = ("gate-heatmap", "fixed-level", "radar")
 
@@ -26,7 +27,7 @@ def add_report_parsers(subparsers) -> None:
     grid.add_argument("--output-dir", default=None,
                       help="grid folder (default: the spec's output_dir, else results/grids/SPEC_NAME)")
     grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
-    grid.add_argument("--quiet", action="store_true", help="no per-run progress bars (status tables still print)")
+    grid.add_argument("--quiet", action="store_true", help="no progress bars or per-cell tables: one status table at the end")
     grid.set_defaults(func=cmd_grid)
 
     table = subparsers.add_parser("table", help="LaTeX/Markdown table in the paper's layouts from run folders")
@@ -44,7 +45,7 @@ def add_report_parsers(subparsers) -> None:
                        help="published rows to add, e.g. aligngpt-7b,llava-1.5-7b (see report.literature)")
     table.add_argument("--caption", default=None)
     table.add_argument("--standalone", action="store_true", help="LaTeX: a complete document (pdflatex-ready)")
-    table.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for --ci/--baseline")
+    table.add_argument("--n-resamples", type=integer(1), default=1000, help="bootstrap resamples for --ci/--baseline")
     table.set_defaults(func=cmd_table)
 
     plot = subparsers.add_parser("plot", help="gate heatmap, accuracy vs fixed:K, or radar chart (PNG + PDF)")
@@ -55,7 +56,8 @@ def add_report_parsers(subparsers) -> None:
     plot.add_argument("--labels", default=None, help="comma-separated labels, one per run")
     plot.add_argument("--metric", default=None, help="fixed-level: metric key instead of each task's headline")
     plot.add_argument("--literature", default="", metavar="KEYS", help="radar: published rows to add")
-    plot.add_argument("--normalise", choices=["minmax", "max"], default="minmax", help="radar: per-axis scaling")
+    plot.add_argument("--normalise", choices=["range", "minmax", "max"], default="range",
+                      help="radar axes: the metric's own range (default), min..max of the runs, or value / best")
     plot.set_defaults(func=cmd_plot)
 
 
@@ -194,7 +196,7 @@ def cmd_plot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aligngpt-eval", description="Ablation grids, tables and figures.")
+    parser = OneLineParser(prog="aligngpt-eval", description="Ablation grids, tables and figures.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     add_report_parsers(sub)

@@ -31,7 +31,7 @@ the harness's per-task prediction journal, so a grid killed at any point and sta
 recomputes no journaled question.  ``OUTPUT_DIR/grid_state.json`` (written atomically on every
 change) lists the cells and their status.
 
-**Outputs while running.**  After each cell a status table is printed, and the rows finished so
+**Outputs while running.**  After each cell a status table is printed (with ``quiet``: once, at the end), and the rows finished so
 far are written as Markdown and LaTeX to ``OUTPUT_DIR/tables/grid.{md,tex}`` and, with their
 statistics, to ``OUTPUT_DIR/grid_results.json``: per task and metric a 95% percentile
 bootstrap CI over questions, and a paired bootstrap test against the baseline cell on the same
@@ -151,8 +151,31 @@ def _check_settings(raw: Any, what: str, source: Path | None, base: Path | None)
             raise ConfigError(f"{_where(source)}{what}: unknown setting {key!r}; allowed: {', '.join(SETTING_KEYS)}")
         if key in ("data_root", "output_dir") and value is not None:
             value = _resolve(value, base)
-        out[key] = value
+        out[key] = _checked_setting(key, value, f"{_where(source)}{what}.{key}")
     return out
+
+
+def _checked_setting(key: str, value: Any, where: str) -> Any:
+    """The value ``aligngpt-eval run --KEY`` would accept, checked the same way (one-line error)."""
+    import argparse
+
+    from ..cli import checks as C
+
+    types = {"limit": C.integer(1), "batch_size": C.integer(1, also=("auto",)), "max_new_tokens": C.integer(1),
+             "num_workers": C.integer(0), "seed": C.integer(0, 2**63 - 1), "device": C.device}
+    choices = {"dtype": C.DTYPES, "canary": ("auto", "always", "never"), "source": ("local", "hf", "toy")}
+    if value is None:
+        return value
+    if isinstance(value, bool) and key in types:
+        raise ConfigError(f"{where}: expected a value, got {value}")
+    if key in types:
+        try:
+            return types[key](str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if key in choices and value not in choices[key]:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices[key])}")
+    return value
 
 
 def _model(entry: Any, i: int, source: Path | None, base: Path | None) -> GridModel:
@@ -765,9 +788,10 @@ def run_grid(spec: GridSpec, output_dir: str | Path | None = None, *, dry_run: b
                 traceback.print_exc()
         cell.seconds = time.perf_counter() - start
         save("running", outputs=True)
-        say(status_table(spec, cells))
+        if not quiet:
+            say(status_table(spec, cells))
     save("failed" if any(c.status == "failed" for c in cells) else "complete")
-    if not todo:
+    if quiet or not todo:  # --quiet: one summary at the end
         say(status_table(spec, cells))
     return GridResult(out, cells, results)
 

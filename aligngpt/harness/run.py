@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ from ..engine.batched import InferenceEngine
 from ..engine.pixel_cache import PixelCache
 from ..engine.canary import BatchInvarianceError, run_canary
 from ..errors import AlignGPTError
-from ..io import atomic_write_json, atomic_write_jsonl
+from ..io import atomic_write_json, atomic_write_jsonl, iter_jsonl
 from aligngpt.evaluators import get_evaluator
 from .distributed import init_distributed
 from .journal import PredictionJournal
@@ -99,8 +100,34 @@ def _public_settings(settings: RunSettings) -> dict:
     return out
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM delivered as an exception, so the run records itself ``interrupted`` (like Ctrl-C)."""
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _resume_note(spec, samples, journal) -> str | None:
+    """"resuming: 336 of 900 pope answers from the journal" when a journal already holds answers."""
+    reused = sum(s.key in journal for s in samples)
+    if not reused:
+        return None
+    rest = "nothing left to generate" if reused == len(samples) else f"{len(samples) - reused} to generate"
+    return f"resuming: {reused} of {len(samples)} {spec.name} answers from the journal ({rest})"
+
+
+def _earlier_timings(task_dir: Path) -> list[dict]:
+    path = task_dir / "timing.jsonl"
+    return [row for _, row in iter_jsonl(path)] if path.is_file() else []
+
+
 def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:
     """Answer this rank's share of the task's unanswered questions; returns timing."""
+    note = _resume_note(spec, samples, journal)
+    if note and dist.is_main and not quiet:
+        print(note, file=sys.stderr)
+    reused = sum(s.key in journal for s in samples)
     todo = dist.shard([s for s in samples if s.key not in journal])
     max_new = settings.max_new_tokens or spec.max_new_tokens
     pad = spec.pad_to_square(model.config.image_aspect_ratio)
@@ -125,15 +152,24 @@ def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet)
 
     if not todo:
         bar.close()
-        return {"generated": 0, "processes": dist.world_size}
+        return {"generated": 0, "reused": reused, "processes": dist.world_size}
     try:
         _, stats = engine.generate(todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad,
                                    on_batch=record, progress=lambda n: bar.update(n * dist.world_size))
     finally:
         bar.close()
-    return {"generated": stats.samples, "wall_s": stats.wall_s, "model_s": stats.model_s,
+    return {"generated": stats.samples, "reused": reused, "wall_s": stats.wall_s, "model_s": stats.model_s,
             "samples_per_s": stats.samples_per_s, "outside_model_share": stats.outside_model_share,
             "batch_size": engine.batch_size, "processes": dist.world_size}
+
+
+def _record_timing(task_dir: Path, timing: dict) -> dict:
+    """Keep every session's timing: a resumed run reports the sessions that generated its answers
+    (``earlier``) beside its own, instead of replacing them with ``generated: 0``."""
+    earlier = _earlier_timings(task_dir)
+    if timing["generated"]:
+        atomic_write_jsonl(task_dir / "timing.jsonl", [*earlier, timing])
+    return {**timing, "earlier": earlier} if earlier else timing
 
 
 def _score_task(spec, samples, journal, evaluator, settings, run_dir, name, model_id) -> dict:
@@ -164,6 +200,17 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
     torch.manual_seed(settings.seed)
     name = run_name(settings, tasks)
     run_dir = Path(settings.output_dir) / name
+    # Data, judges and model first: a mistake there fails before any model time is spent, and
+    # before a run folder exists (or a --fresh one is deleted).
+    sizes: dict[str, int] = {}
+    task_samples = {t.name: load_samples(t, settings, sizes) for t in tasks}
+    evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
+    judge = build_judge(settings.judge) if dist.is_main else None
+    if dist.is_main:
+        check_judge_requirements(evaluators, judge)
+    for ev in evaluators.values():
+        attach_judge(ev, judge)
+    model, processor, model_path = resolve_model(settings)
     if dist.is_main:
         if settings.fresh and run_dir.exists():
             shutil.rmtree(run_dir)
@@ -173,16 +220,9 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
         if not quiet:
             print(f"run: {run_dir}", file=sys.stderr)
     dist.barrier()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None
     try:
-        # Load every task's data and check judges first: fail before any model time is spent.
-        task_samples = {t.name: load_samples(t, settings) for t in tasks}
-        evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
-        judge = build_judge(settings.judge) if dist.is_main else None
-        if dist.is_main:
-            check_judge_requirements(evaluators, judge)
-        for ev in evaluators.values():
-            attach_judge(ev, judge)
-        model, processor, model_path = resolve_model(settings)
         engine = InferenceEngine(
             model, processor, batch_size=8 if settings.batch_size == "auto" else settings.batch_size,
             num_workers=settings.num_workers, align_mode=settings.align_mode,
@@ -200,7 +240,10 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
                 journal.reload()
                 task_results[spec.name] = _score_task(spec, samples, journal, evaluators[spec.name], settings,
                                                       run_dir, name, model_id)
-                task_results[spec.name]["timing"] = timing
+                if settings.limit is not None:  # a subset: never to be read as the benchmark's number
+                    task_results[spec.name]["limited"] = {"limit": settings.limit, "questions": len(samples),
+                                                          "of": sizes[spec.name]}
+                task_results[spec.name]["timing"] = _record_timing(run_dir / spec.name, timing)
         results = None
         if dist.is_main:
             results = {
@@ -225,16 +268,26 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
         if dist.is_main:
             _record_failure(run_dir, str(exc))
         raise
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted): resumable, not failed
+        if dist.is_main:
+            _record_failure(run_dir, str(exc) or "SIGINT", status="interrupted")
+        raise
     except BaseException as exc:
         if dist.is_main:
             _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
-def _record_failure(run_dir: Path, reason: str) -> None:
+def _record_failure(run_dir: Path, reason: str, status: str = "failed") -> None:
     """Best effort: on a full or read-only disk the state file cannot be written either, and
     that second error must not replace the one the user needs to see."""
     try:
-        write_state(run_dir, "failed", reason=reason)
+        if status == "interrupted":
+            write_state(run_dir, status, signal=reason, hint="run the same command again to resume")
+        else:
+            write_state(run_dir, status, reason=reason)
     except OSError:
         pass

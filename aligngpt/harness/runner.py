@@ -63,7 +63,8 @@ class RunSettings:
 
 
 # ---------------------------------------------------------------------------- data
-def load_samples(spec: TaskSpec, settings: RunSettings) -> list[Sample]:
+def load_samples(spec: TaskSpec, settings: RunSettings, sizes: dict[str, int] | None = None) -> list[Sample]:
+    """The task's questions (``--limit``: a structured subset; ``sizes`` gets the full count)."""
     source = settings.source
     if source in ("local", "toy"):
         if not settings.data_root:
@@ -79,22 +80,46 @@ def load_samples(spec: TaskSpec, settings: RunSettings) -> list[Sample]:
     else:
         raise ConfigError(f"unknown --source {source!r} (local, hf, toy)")
     check_unique_ids(samples, spec.name)
+    if sizes is not None:
+        sizes[spec.name] = len(samples)
     if settings.limit is not None:
         samples = apply_limit(samples, settings.limit)
     return samples
 
 
+def _unit(sample: Sample) -> str:
+    """The questions scored together, which a limit keeps whole: MME's two questions per image,
+    MMBench's circular copies of one question."""
+    if "answer_question_id" in sample.meta:
+        return f"pair:{sample.meta['answer_question_id']}"
+    if "group" in sample.meta:
+        return f"group:{sample.meta['group']}"
+    return f"key:{sample.key}"
+
+
 def apply_limit(samples: Sequence[Sample], limit: int) -> list[Sample]:
-    """First ``limit`` questions, extended to keep questions that share an official id whole
-    (MME's two questions per image are scored as a pair)."""
-    out = list(samples[:limit])
-    if out and "answer_question_id" in out[-1].meta:
-        last = out[-1].meta["answer_question_id"]
-        for s in samples[limit:]:
-            if s.meta.get("answer_question_id") != last:
-                break
-            out.append(s)
-    return out
+    """About ``limit`` questions, spread over the task's parts and keeping scoring units whole.
+
+    Parts are the ``category`` a loader records (POPE's three splits, MME's 14 subtasks, ...):
+    units are taken from each part in turn, in file order, until ``limit`` questions are in, so a
+    small limit still covers every part it can instead of only the first. A unit (see
+    :func:`_unit`) is never cut, so the result can exceed ``limit`` by less than one unit.
+    Samples keep their original order."""
+    units: dict[str, list[int]] = {}
+    parts: dict[object, list[str]] = {}
+    for i, s in enumerate(samples):
+        unit = _unit(s)
+        if unit not in units:
+            units[unit] = []
+            parts.setdefault(repr(s.meta.get("category")), []).append(unit)
+        units[unit].append(i)
+    queues = [list(reversed(q)) for q in parts.values()]
+    chosen: list[int] = []
+    while len(chosen) < limit and any(queues):
+        for q in queues:
+            if q and len(chosen) < limit:
+                chosen.extend(units[q.pop()])
+    return [samples[i] for i in sorted(chosen)]
 
 
 def check_unique_ids(samples: Sequence[Sample], task: str) -> None:

@@ -336,17 +336,24 @@ class RadarData:
     """(runs, axes) normalised to [inner, 1] per axis."""
 
 
-def radar_data(rows: Sequence[Any], *, normalise: str = "minmax", inner: float = 0.2) -> RadarData:
+#: Top of each radar axis under ``normalise="range"``: the metric's own maximum (percentages 100).
+AXIS_MAX = {"mme": 2000.0}
+
+
+def radar_data(rows: Sequence[Any], *, normalise: str = "range", inner: float = 0.2) -> RadarData:
     """Headline values of table rows per paper column, normalised per axis.
 
+    ``range`` (default): each axis spans its metric's own range, 0 at the centre and the
+    metric's maximum (100, MME 2000; higher when a value exceeds it, as LLaVA-W's relative score
+    can) on the outer ring, so one run's 0.0 is drawn as 0, not as its best.
     ``minmax``: the best run on an axis sits on the outer ring (1), the worst on ``inner``
     (so small differences are visible, as in the paper's Fig. 1); an axis where all runs tie
     puts everyone at 1.  ``max``: value / best value.  Only columns every row has are used.
     """
     from .tables import LAYOUTS
 
-    if normalise not in ("minmax", "max"):
-        raise ValueError(f"normalise must be 'minmax' or 'max', got {normalise!r}")
+    if normalise not in ("range", "minmax", "max"):
+        raise ValueError(f"normalise must be 'range', 'minmax' or 'max', got {normalise!r}")
     rows = list(rows)
     if not rows:
         raise ValueError("no rows for the radar chart")
@@ -362,7 +369,9 @@ def radar_data(rows: Sequence[Any], *, normalise: str = "minmax", inner: float =
     radii = np.ones_like(values)
     for j in range(values.shape[1]):
         col = values[:, j]
-        if normalise == "max":
+        if normalise == "range":
+            radii[:, j] = np.clip(col, 0, None) / max(AXIS_MAX.get(keys[j], 100.0), col.max())
+        elif normalise == "max":
             top = col.max()
             radii[:, j] = col / top if top > 0 else 1.0
         elif col.max() - col.min() > 1e-12:
@@ -370,7 +379,7 @@ def radar_data(rows: Sequence[Any], *, normalise: str = "minmax", inner: float =
     return RadarData(keys, [r.label for r in rows], values, radii)
 
 
-def plot_radar(rows: Sequence[Any], out_prefix: str | Path, *, normalise: str = "minmax",
+def plot_radar(rows: Sequence[Any], out_prefix: str | Path, *, normalise: str = "range",
                title: str | None = None) -> list[Path]:
     """Radar chart of several rows (runs and/or published rows), one polygon each; each axis
     label carries the best value on it."""
@@ -397,14 +406,15 @@ def plot_radar(rows: Sequence[Any], out_prefix: str | Path, *, normalise: str = 
     ax.grid(alpha=0.4)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(data.labels), 3), frameon=False,
               fontsize=8)
-    ax.set_title(title or ("normalised per axis (best = outer ring)" if normalise == "minmax"
-                           else "value / best value per axis"), fontsize=9, pad=18)
+    ax.set_title(title or {"range": "each axis from 0 (centre) to the metric's maximum",
+                           "minmax": "normalised per axis (best = outer ring)",
+                           "max": "value / best value per axis"}[normalise], fontsize=9, pad=18)
     return save_figure(fig, out_prefix)
 
 
 def radar_from_run_dirs(run_dirs: Sequence[str | Path], out_prefix: str | Path, *,
                         labels: Sequence[str] | None = None, literature: Sequence[str] = (),
-                        normalise: str = "minmax") -> list[Path]:
+                        normalise: str = "range") -> list[Path]:
     """Radar chart of runs' headline metrics, optionally with published rows (literature keys)."""
     from .tables import TableRow, load_run_row
 

@@ -9,7 +9,7 @@ printed with one decimal, as the paper does (MME too).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -75,6 +75,7 @@ _METRIC_NOTES = {
     "mmvet": "MM-Vet: judge total score",
 }
 _FALLBACK_MARK = "§"
+_UNRANKED_MARK = "‡"
 _LATEX_MARKS = {"†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "*": "*"}
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -121,6 +122,9 @@ class TableRow:
     protocols: Mapping[str, str] = field(default_factory=dict)
     notes: Mapping[str, str] = field(default_factory=dict)
     """Per-task caveats printed as footnotes."""
+    caveat: str = ""
+    """Why this run's numbers are not the benchmark's (e.g. "bundled toy data"): such a row is
+    marked and never ranked (bolded) against published rows."""
 
     @classmethod
     def from_literature(cls, row: LiteratureRow | str, label: str | None = None) -> "TableRow":
@@ -151,7 +155,17 @@ class TableRow:
                 protocols[task] = str(entry["protocol"])
         model = results.get("model") if isinstance(results.get("model"), Mapping) else {}
         name = label or model.get("name") or model.get("path") or (source.parent.name if source else "run")
-        return cls(str(name), metrics, judges=judges, protocols=protocols)
+        return cls(str(name), metrics, judges=judges, protocols=protocols, caveat=_caveat(tasks))
+
+
+def _caveat(tasks: Mapping[str, Any]) -> str:
+    """What makes a run's numbers incomparable with published ones: toy data, a --limit subset."""
+    why = []
+    if any(isinstance(e.get("data"), Mapping) and e["data"].get("source") == "toy" for e in tasks.values()):
+        why.append("bundled toy data (synthetic)")
+    if any("limited" in e for e in tasks.values()):
+        why.append("a --limit subset of the questions")
+    return " and ".join(why)
 
 
 def _number(value: Any) -> float | None:
@@ -280,10 +294,12 @@ def render_table(rows: Sequence[TableRow], layout: str | Sequence[str] = "all", 
         grid.append(cells)
 
     bold = [[False] * len(cols) for _ in rows]
+    published = any(r.is_literature for r in rows)
     if bold_best:
         for j in range(len(cols)):
             cand = [(i, float(grid[i][j].text)) for i, r in enumerate(rows)
-                    if grid[i][j].value is not None and (bold_scope == "all" or not r.is_literature)]
+                    if grid[i][j].value is not None and (bold_scope == "all" or not r.is_literature)
+                    and not (published and r.caveat)]  # toy or partial runs are not ranked against papers
             if len(cand) >= 2:
                 best = max(v for _, v in cand)
                 for i, v in cand:
@@ -291,6 +307,14 @@ def render_table(rows: Sequence[TableRow], layout: str | Sequence[str] = "all", 
 
     foot = _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any_sig, notes,
                       auto_notes) if (auto_notes or notes) else []
+    if auto_notes and not published and any(r.caveat for r in rows):
+        foot.append((latex_escape if fmt == "latex" else str)(
+            "Not the benchmarks' numbers: " + "; ".join(sorted({r.caveat for r in rows if r.caveat})) + "."))
+    if published and any(r.caveat for r in rows):
+        rows = [replace(r, label=r.label + _UNRANKED_MARK) if r.caveat else r for r in rows]
+        esc = latex_escape if fmt == "latex" else (lambda t: t)
+        foot.insert(0, esc(f"{_UNRANKED_MARK} " + "; ".join(sorted({r.caveat for r in rows if r.caveat}))
+                           + ": not comparable to the published rows, and left out of the bold ranking."))
     if fmt == "markdown":
         return _markdown(rows, cols, grid, bold, info_columns, label_header, foot, caption)
     return _latex(rows, cols, grid, bold, info_columns, label_header, foot, caption, label, environment)

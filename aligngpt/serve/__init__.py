@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..cli.checks import DTYPES, device, integer, number
 from ..errors import ConfigError
 from .batching import Batcher, BatchStats, BatcherClosed, QueueFull
 from .protocol import ApiError, ChatRequest, Decoding, Turn, parse_chat_request
@@ -36,25 +37,9 @@ __all__ = [
 log = logging.getLogger("aligngpt.serve")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be an integer >= 1")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be a number >= 0")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("port must be in 0..65535 (0 picks a free one)")
-    return value
+_positive_int = integer(1)
+_non_negative_float = number(0)
+_port = integer(0, 65535)  # 0 picks a free one
 
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,8 +50,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--host", default=defaults.host,
                    help="address to bind (default 127.0.0.1; anything else exposes an unauthenticated model)")
     p.add_argument("--port", type=_port, default=defaults.port)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu | cuda | cuda:N | mps")
+    p.add_argument("--dtype", choices=DTYPES, default=None, help="default: fp16 on GPU, fp32 on CPU")
     p.add_argument("--template", default=None, help="conversation template (default: the processor's, vicuna_v1)")
     p.add_argument("--max-batch-size", type=_positive_int, default=defaults.max_batch_size,
                    help="most requests per model.generate call (1 disables batching)")

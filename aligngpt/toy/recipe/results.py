@@ -16,6 +16,9 @@ import torch
 #: committed value (MME perception / cognition are sums over subtasks, in points out of 2000 /
 #: 800, so they get a proportionally wider margin).
 TOLERANCE = {"default": 3.0, "mme": 40.0}
+#: Secondary metrics (a split, subtask or dimension) average fewer questions, so one answer moves
+#: them further: a 33-question SEED dimension by 3.03 points, MME's 6-question code subtask by 50.
+BREAKDOWN_TOLERANCE = {"default": 7.0, "mme": 50.0}
 EVAL_COMMAND = "aligngpt-eval run --tasks {tasks} --model toy --batch-size {batch} --fresh"
 
 
@@ -76,17 +79,45 @@ def write_results(work, results_dir: Path, command: str) -> dict:
         "train_command": command,
         "eval_command": EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16)),
         "tolerance_points": TOLERANCE,
+        "breakdown_tolerance_points": BREAKDOWN_TOLERANCE,
         "tasks": rows,
         "training": {"stage_seconds": {k: v for k, v in timings.items()},
                      "recipe": recipe},
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "machine": platform.machine(), "threads": torch.get_num_threads()},
     }
-    results_dir = Path(results_dir)
+    _write(Path(results_dir), out)
+    return out
+
+
+def _write(results_dir: Path, out: dict) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "metrics.json").write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
     (results_dir / "README.md").write_text(render_readme(out))
-    return out
+
+
+def refresh_results(results_dir: Path, results: dict) -> list[str]:
+    """Re-derive the task rows of a committed ``metrics.json`` from a new evaluation's
+    ``results.json`` (training record and environment kept) and re-render its README; returns
+    one line per value that changed. For a stale file: the model did not change, its record did."""
+    results_dir = Path(results_dir)
+    out = json.loads((results_dir / "metrics.json").read_text())
+    new_rows = headline_rows(results)
+    changes = [f"{task}.{key}: {old!r} -> {new!r}" for task in out["tasks"]
+               for key, old, new in _diff(out["tasks"][task], new_rows.get(task, {}))]
+    out["tasks"] = {task: new_rows[task] for task in out["tasks"]}
+    out.setdefault("breakdown_tolerance_points", BREAKDOWN_TOLERANCE)
+    _write(results_dir, out)
+    return changes
+
+
+def _diff(old: dict, new: dict, prefix: str = ""):
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}", a, b
 
 
 def _fmt(x) -> str:
@@ -148,8 +179,10 @@ def render_readme(out: dict) -> str:
     lines += [
         "## Regression tolerance",
         "",
-        f"The CI check fails when a headline metric falls more than {tol['default']:g} points below the value",
-        f"above ({tol['mme']:g} points for MME, whose scores are sums over subtasks).",
+        f"The CI check fails when a headline metric differs by more than {tol['default']:g} points from the value",
+        f"above ({tol['mme']:g} points for MME, whose scores are sums over subtasks), and checks every other",
+        "metric in `metrics.json` (splits, subtasks, dimensions) the same way with the wider",
+        "`breakdown_tolerance_points` (fewer questions each).",
         "",
     ]
     below = [t for t, row in out["tasks"].items() if row["halfway"] is not None and row["value"] < row["halfway"]]
