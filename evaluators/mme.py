@@ -15,8 +15,8 @@ per category, in answer-file order, and ``calculation.py`` then:
   call "MME"); cognition = sum of the 4 cognition scores.
 
 Deviations, where the official tools would crash or cannot run: a prediction containing a tab,
-newline or carriage return breaks the line format (``readlines`` splits on ``\r`` too, then the
-4-field ``split("\t")`` fails); we score the text as is. A category missing from the samples is
+newline or carriage return breaks the line format (``readlines`` splits on ``\\r`` too, then the
+4-field ``split("\\t")`` fails); we score the text as is. A category missing from the samples is
 left out of ``subtasks``, and the total it belongs to is ``None``: a sum over fewer subtasks is
 not MME's number (calculation.py would fail to open its file). Categories outside the 14 are
 scored under ``subtasks`` but not summed.
