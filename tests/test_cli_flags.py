@@ -55,6 +55,7 @@ def world(tmp_path, monkeypatch):
         "table": ["table", str(folder)],
         "plot": ["plot", str(folder), "--kind", "radar", "--out", out],
         "bench": ["bench", "--out", out + ".json"],
+        "view": ["view", str(folder), "--out", out + ".html"],
     }
     train_base = {
         "score-alignment": ["score-alignment", "--data", str(data), "--image-folder", str(folder), "--clip", str(folder),

@@ -153,7 +153,9 @@ def test_view_cli_writes_report_and_bad_folder_is_one_line_error(hand_runs, tmp_
     assert main(["view", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope" in err and "results.json" in err
-    assert main(["view", str(hand_runs[0]), "--thumb-size", "4"]) == 2
+    with pytest.raises(SystemExit) as bad_size:  # argparse's own one-line error
+        main(["view", str(hand_runs[0]), "--thumb-size", "4"])
+    assert bad_size.value.code == 2 and "--thumb-size" in capsys.readouterr().err
     assert main(["view", str(hand_runs[0]), str(hand_runs[1]), "--baseline", "nope", "--out", str(out)]) == 2
     assert "--baseline 'nope' matches no run" in capsys.readouterr().err
     # a baseline by folder name puts it first in the deltas; images that cannot be found are a note, not an error

@@ -198,7 +198,14 @@ def validate_plot(args) -> None:
         C.writable_dir("--out", str(Path(args.out).parent))
 
 
-VALIDATORS = {"run": validate_run, "score": validate_score, "bench": validate_bench, "serve": validate_serve,
+def validate_view(args) -> None:
+    from ..harness.grid import expand_run_dirs
+
+    expand_run_dirs(args.run_dirs)
+    C.file_target("--out", args.out)
+
+
+VALIDATORS = {"view": validate_view, "run": validate_run, "score": validate_score, "bench": validate_bench, "serve": validate_serve,
               "prepare": validate_prepare, "grid": validate_grid, "table": validate_table, "plot": validate_plot}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import ConfigError
+from .checks import integer
 
 
 def add_view_parser(subparsers) -> None:
@@ -19,15 +19,13 @@ def add_view_parser(subparsers) -> None:
                    help="run (label or folder name) that deltas and flips are taken against "
                         "(default: the grid's baseline, else the first run)")
     p.add_argument("--no-images", action="store_true", help="no thumbnails (smaller file; the data is not reloaded)")
-    p.add_argument("--thumb-size", type=int, default=160, help="longest side of the embedded thumbnails in px")
+    p.add_argument("--thumb-size", type=integer(16, 1024), default=160, help="longest side of the embedded thumbnails in px")
 
 
 def cmd_view(args) -> int:
     """Write the report and say where, how big, and which images could not be found."""
     from ..report.viewer import write_report
 
-    if not 16 <= args.thumb_size <= 1024:
-        raise ConfigError(f"--thumb-size must be between 16 and 1024 pixels, got {args.thumb_size}")
     path, payload = write_report(args.run_dirs, args.out, baseline=args.baseline,
                                  with_images=not args.no_images, thumb_size=args.thumb_size)
     for note in payload["notes"]:
