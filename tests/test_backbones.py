@@ -38,8 +38,17 @@ def _images(n):
     return [Image.new("RGB", (20 + 4 * i, 16), colours[i % 3]) for i in range(n)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tensors this small run fastest on one thread (no pool wake-ups on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory):
+def parts(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("backbones")
     lms = {f: build_lm(f, root / f"lm-{f}") for f in FAMILIES}
     towers = {t: build_tower(t, root / f"tower-{t}") for t in TOWERS}

@@ -4,8 +4,9 @@
 Two layouts exist in the wild. The hub's (saved by transformers 4.36-4.51): ``language_model.model.*``,
 ``language_model.lm_head.*``, ``vision_tower.vision_model.*``, ``multi_modal_projector.linear_{1,2}.*``
 and a sparse config (only the fields that differ from the Llama / CLIP defaults). What
-transformers 5's ``save_pretrained`` writes: ``model.language_model.*``, ``lm_head.*``,
-``model.vision_tower.*``, ``model.multi_modal_projector.*`` and a full config. The config is
+transformers 5's ``save_pretrained`` writes: the same prefixes but a flattened tower
+(``vision_tower.embeddings.*``, no ``vision_model.``) and a full config; its in-memory names
+(``model.language_model.*``, ``model.vision_tower.*``, ...) are accepted too. The config is
 parsed by transformers' own ``LlavaConfig`` (so sparse fields get exactly the defaults
 transformers gives them) and mapped onto ours; weights are renamed key by key.
 """
@@ -45,8 +46,8 @@ def llava_hf_config(raw: dict, source: str) -> dict:
 
     fields = {k: v for k, v in raw.items() if k not in ("architectures", "transformers_version", "torch_dtype", "dtype")}
     try:
-        cfg = LlavaConfig(**{k: v for k, v in fields.items() if k != "model_type"})
-    except (TypeError, ValueError) as exc:
+        cfg = LlavaConfig.from_dict(fields)
+    except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"{source}: not a readable LlavaForConditionalGeneration config ({exc})") from None
     if not isinstance(cfg.vision_feature_layer, int):
         raise ConfigError(f"{source}: vision_feature_layer {cfg.vision_feature_layer!r}: only one layer is supported")
