@@ -163,19 +163,21 @@ TEMPLATE_ALIASES = {"v1": "vicuna_v1", "v0": "vicuna_v1", "llava_llama_2": "llav
 def auto_template(config, tokenizer) -> str:
     """``--conv-mode auto``: the template a checkpoint answers in.
 
-    Order: the config's ``conv_template`` (written at training); released / LLaVA checkpoints (no
-    ``text_config``): vicuna_v1; a tokenizer that ships a chat template: that template; else by
-    the LM family (llama with a ``<|eot_id|>`` token: llama3).
+    Order: the config's ``conv_template`` (written at training); a tokenizer that ships a chat
+    template: that template; else by the LM family: qwen2, mistral, phi3, gemma by name, llama
+    (flat released configs included) as llama3 when the vocabulary has ``<|eot_id|>``, else
+    vicuna_v1 (released AlignGPT / LLaVA-1.5, whose sentencepiece tokenizer has no chat template).
     """
     named = getattr(config, "conv_template", None)
     if named:
         return named
-    text_config = getattr(config, "text_config", None)
-    if text_config is None:
-        return "vicuna_v1"
     if getattr(tokenizer, "chat_template", None):
         return CHAT_TEMPLATE
-    family = text_config.get("model_type") if isinstance(text_config, dict) else getattr(text_config, "model_type", None)
+    text_config = getattr(config, "text_config", None)
+    if text_config is None:
+        family = "llama"
+    else:
+        family = text_config.get("model_type") if isinstance(text_config, dict) else getattr(text_config, "model_type", None)
     if family == "llama":
         vocab = getattr(getattr(tokenizer, "hf", None), "get_vocab", dict)()
         return "llama3" if "<|eot_id|>" in vocab else "vicuna_v1"
