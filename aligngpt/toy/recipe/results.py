@@ -71,7 +71,8 @@ def write_results(work, results_dir: Path, command: str) -> dict:
     rows = headline_rows(results)
     tasks = ",".join(rows)
     out = {
-        "model": "bundled toy model (aligngpt/toy_assets/model)",
+        "model": ("bundled toy model (aligngpt/toy_assets/model)" if "backbone" not in recipe
+                  else f"toy model, backbone {recipe['backbone']} (WORK/model; evaluated with --conv-mode auto)"),
         "data": "bundled toy benchmark data (aligngpt.harness.toy.toy_data_root(), seed 0, 300 questions per task)",
         "train_command": command,
         "eval_command": EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16)),
