@@ -13,19 +13,13 @@ from pathlib import Path
 
 import torch
 
+from aligngpt.toy.recipe.backbones import CHATML_TEMPLATE as CHATML_JINJA
+
 CORPUS = [
     "a red square above a blue circle", "the cat sits on the mat", "what colour is the square?",
     "there are two circles and one triangle", "yes", "no", "the answer is blue", "describe the image",
     "a small green triangle left of a big yellow square", "how many shapes are there? three",
 ] * 4
-
-#: Qwen2-Instruct's chat template (tokenizer_config.json of Qwen/Qwen2-7B-Instruct), in Jinja.
-CHATML_JINJA = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 FAMILIES: dict[str, dict] = {
     "llama3": dict(model_type="llama", bos="<|begin_of_text|>", eos="<|end_of_text|>",

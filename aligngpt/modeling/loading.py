@@ -356,7 +356,7 @@ def _dispatch(model: AlignGPTForCausalLM, device_map, dtype: torch.dtype) -> Ali
     from accelerate import dispatch_model, infer_auto_device_map
 
     if device_map == "auto":
-        no_split = list(model._no_split_modules) + ["CLIPVisionTower", "AlignIndicator", "GatedWeightLayer"]
+        no_split = list(model._no_split_modules) + ["VisionTower", "AlignIndicator", "GatedWeightLayer"]
         device_map = infer_auto_device_map(model, no_split_module_classes=no_split, dtype=dtype)
     elif isinstance(device_map, str):
         device_map = {"": device_map}
