@@ -84,3 +84,18 @@ def test_qwen2_siglip_recipe_runs_end_to_end(tmp_path, capsys):
     (run,) = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
     first = json.loads((run / "pope" / "samples.jsonl").read_text().splitlines()[0])
     assert first["prompt"].startswith("<|im_start|>system\n")
+
+
+def test_backbone_results_page_is_not_the_bundled_models():
+    """The committed qwen2-siglip page re-renders from its metrics; it claims no CI bar or bundled model,
+    and the bundled page's rendering is untouched."""
+    from pathlib import Path
+
+    from aligngpt.toy.recipe.results import render_readme
+
+    root = Path(__file__).resolve().parents[1] / "results" / "toy"
+    for folder in (root, root / "qwen2-siglip"):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert render_readme(metrics) == (folder / "README.md").read_text()
+    page = (root / "qwen2-siglip" / "README.md").read_text()
+    assert "--conv-mode auto" in page and "Regression tolerance" not in page and "--model toy" not in page
