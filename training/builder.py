@@ -1,4 +1,8 @@
-"""Building the model to train: a base LLM folder + a CLIP tower folder (+ a stage-1 file).
+"""Building the model to train: a base LLM folder + a CLIP/SigLIP tower folder (+ a stage-1 file).
+
+The base LM is any transformers decoder folder: a Llama one keeps the flat config of the released
+checkpoints, any other family (Qwen2, Mistral, Phi3, Gemma2, ...) is nested as ``text_config``.
+Its tokenizer decides the alignment slot's anchor (after BOS, or position 0 without one).
 
 Mirrors the reference's construction order (reference-code.md §4.1): the Vicuna/Llama weights
 and the CLIP tower are loaded as they are, the projector, the alignment table and the gate are
@@ -20,7 +24,9 @@ from torch import nn
 from aligngpt.errors import ConfigError
 from aligngpt.modeling import AlignGPTConfig, AlignGPTForCausalLM, parse_align_mode
 from aligngpt.modeling.loading import read_weights, tower_vision_config, tower_weights, weight_files
-from aligngpt.processing import AlignGPTProcessor, ImageProcessorSettings, LlamaSPTokenizer
+from aligngpt.modeling.vision import vision_config_from
+from aligngpt.processing import AlignGPTProcessor, ImageProcessorSettings, load_tokenizer
+from aligngpt.processing.conversation import CHAT_TEMPLATE, get_template
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,8 @@ class ModelSpec:
     random_align_table: bool = False
     attn_implementation: str | None = None
     stage: str = "pretrain"
+    conv_template: str | None = None
+    """The stage-2 conversation template, recorded in the config for ``--conv-mode auto``."""
 
 
 # ---------------------------------------------------------------------------- stage-1 file
@@ -97,13 +105,19 @@ def save_stage1(model: AlignGPTForCausalLM, folder: str | Path, state_dict: dict
 
 # ---------------------------------------------------------------------------- construction
 def _base_config(base: Path) -> dict:
+    """Flat Llama fields for a Llama base; ``{"text_config": ...}`` for any other decoder."""
+    from transformers import CONFIG_MAPPING
+
     path = base / "config.json"
     if not path.is_file():
-        raise ConfigError(f"--model {base}: no config.json (expected a Llama/Vicuna checkpoint folder)")
+        raise ConfigError(f"--model {base}: no config.json (expected a transformers causal-LM folder)")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("model_type") not in ("llama", None):
-        raise ConfigError(f"{path}: model_type {raw.get('model_type')!r}; the base must be a Llama/Vicuna LLM")
-    return {k: v for k, v in raw.items() if k not in _BASE_CONFIG_DROP}
+    model_type = raw.get("model_type")
+    if model_type in ("llama", None):
+        return {k: v for k, v in raw.items() if k not in _BASE_CONFIG_DROP}
+    if model_type not in CONFIG_MAPPING or "text_config" in raw or "vision_config" in raw:
+        raise ConfigError(f"{path}: model_type {model_type!r} is not a decoder-only LM transformers knows")
+    return {"text_config": {k: v for k, v in raw.items() if k not in _BASE_CONFIG_DROP or k == "model_type"}}
 
 
 def _tower_settings(tower: Path, vision_config: dict) -> ImageProcessorSettings:
@@ -113,11 +127,15 @@ def _tower_settings(tower: Path, vision_config: dict) -> ImageProcessorSettings:
     return ImageProcessorSettings(shortest_edge=size, crop_height=size, crop_width=size)
 
 
-def build_config(spec: ModelSpec, tokenizer: LlamaSPTokenizer, table: torch.Tensor | None) -> AlignGPTConfig:
+def build_config(spec: ModelSpec, tokenizer, table: torch.Tensor | None) -> AlignGPTConfig:
     base = _base_config(spec.base)
     if not (spec.vision_tower / "config.json").is_file():
-        raise ConfigError(f"--vision-tower {spec.vision_tower}: no config.json (expected a CLIP folder)")
+        raise ConfigError(f"--vision-tower {spec.vision_tower}: no config.json (expected a CLIP or SigLIP folder)")
     vision = tower_vision_config(spec.vision_tower)
+    try:
+        vision_config_from(vision)
+    except ValueError as exc:
+        raise ConfigError(f"--vision-tower {spec.vision_tower}: {exc}") from None
     n = spec.n_indicators
     if table is not None and not spec.random_align_table:
         if n is not None and n != table.shape[0]:
@@ -134,8 +152,20 @@ def build_config(spec: ModelSpec, tokenizer: LlamaSPTokenizer, table: torch.Tens
         raise ConfigError("--gate-text must be 'all' or 'prompt'")
     if spec.image_aspect_ratio not in ("pad", "square"):
         raise ConfigError("--image-aspect-ratio must be 'pad' or 'square'")
-    if base.get("pad_token_id") is None:
-        base["pad_token_id"] = tokenizer.pad_token_id  # the reference trains with pad = unk
+    fields = base.get("text_config", base)
+    if fields.get("pad_token_id") is None:
+        fields["pad_token_id"] = tokenizer.pad_token_id  # the reference trains with pad = unk
+    if spec.conv_template and spec.conv_template != CHAT_TEMPLATE:
+        get_template(spec.conv_template)  # unknown names fail here
+    if spec.conv_template and spec.conv_template != CHAT_TEMPLATE and get_template(spec.conv_template).stop:
+        # Chat families stop at their end-of-turn marker as well as at EOS.
+        stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        marker = get_template(spec.conv_template).stop
+        ids = tokenizer.encode(marker, add_bos=False) if marker else []
+        if len(ids) == 1 and ids[0] not in stops:
+            stops.append(ids[0])
+        if stops:
+            fields["eos_token_id"] = stops if len(stops) > 1 else stops[0]
     settings = _tower_settings(spec.vision_tower, vision)
     config = AlignGPTConfig(
         **base,
@@ -159,6 +189,8 @@ def build_config(spec: ModelSpec, tokenizer: LlamaSPTokenizer, table: torch.Tens
         tune_mm_mlp_adapter=spec.stage == "pretrain",
         freeze_mm_mlp_adapter=False,
         mm_projector_lr=None,
+        alignment_anchor="after_bos" if tokenizer.adds_bos else "start",
+        conv_template=spec.conv_template,
     )
     config.architectures = ["AlignGPTForCausalLM"]
     if spec.attn_implementation:
@@ -197,7 +229,7 @@ def build_model(spec: ModelSpec, dtype: torch.dtype = torch.float32) -> tuple[Al
     from transformers.initialization import no_init_weights
 
     spec.base, spec.vision_tower = Path(spec.base), Path(spec.vision_tower)
-    tokenizer = LlamaSPTokenizer.from_pretrained(spec.base)
+    tokenizer = load_tokenizer(spec.base)
     projector_state, table = None, None
     if spec.pretrain_mm_mlp_align is not None:
         projector_state, table = read_stage1_file(spec.pretrain_mm_mlp_align)
@@ -244,6 +276,7 @@ def build_model(spec: ModelSpec, dtype: torch.dtype = torch.float32) -> tuple[Al
                 model.align_indicators.indicator_embs.copy_(table.to(torch.float32))
     model = model.to(dtype)
     processor = AlignGPTProcessor(
-        tokenizer, ImageProcessorSettings.from_dict(config.image_processor), image_aspect_ratio=config.image_aspect_ratio
+        tokenizer, ImageProcessorSettings.from_dict(config.image_processor), image_aspect_ratio=config.image_aspect_ratio,
+        template=spec.conv_template or "vicuna_v1",
     )
     return model, processor

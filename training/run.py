@@ -188,6 +188,7 @@ def build_for_training(opts: TrainOptions):
         random_align_table=opts.random_align_table,
         attn_implementation=opts.attn_implementation or default_attn_implementation(),
         stage=opts.stage,
+        conv_template=opts.version if opts.stage == "finetune" else None,
     )
     model, processor = build_model(spec, _load_dtype(opts))
     choice = TrainableChoice(

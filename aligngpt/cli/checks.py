@@ -95,6 +95,16 @@ def device(text: str) -> str:
     return text
 
 
+def conv_mode(text: str) -> str:
+    """An argparse type: a known conversation template, ``chat_template`` or ``auto``."""
+    from ..processing.conversation import CHAT_TEMPLATE, TEMPLATE_ALIASES, TEMPLATES
+
+    known = ["auto", CHAT_TEMPLATE, *TEMPLATES, *TEMPLATE_ALIASES]
+    if text not in known:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(dict.fromkeys(known))}, got {text!r}")
+    return text
+
+
 def csv_integers(lo: int = 1) -> Callable[[str], list[int]]:
     """An argparse type: comma-separated integers >= lo (``1,8,16``)."""
     one = integer(lo)

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--canary", choices=["auto", "always", "never"], default="auto",
                      help="batch-invariance check before the run (auto: runs of >= 64 questions)")
     run.add_argument("--align-mode", default=None, help="gated | local | global | average | fixed:K | none")
+    run.add_argument("--conv-mode", type=C.conv_mode, default=None,
+                     help="conversation template for every task; 'auto': the checkpoint's")
     run.add_argument("--device", type=C.device, default="cpu", help="cpu | cuda | cuda:N | mps")
     run.add_argument("--dtype", choices=C.DTYPES, default=None, help="default: fp16 on GPU, fp32 on CPU")
     run.add_argument("--max-new-tokens", type=C.integer(1), default=None, help="override the task's official budget")
@@ -132,6 +134,7 @@ def _settings(args) -> "RunSettings":
             model=args.model, output_dir=args.output_dir, batch_size=args.batch_size, align_mode=args.align_mode,
             device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens, seed=args.seed,
             fresh=args.fresh, num_workers=args.num_workers, image_cache=args.image_cache, canary=args.canary,
+            conv_mode=args.conv_mode,
         )
     return RunSettings(**kwargs)
 

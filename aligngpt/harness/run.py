@@ -122,20 +122,29 @@ def _earlier_timings(task_dir: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)] if path.is_file() else []
 
 
+def task_template(spec, settings, processor) -> str:
+    """The task's protocol template, unless ``--conv-mode`` names one (``auto``: the checkpoint's)."""
+    mode = getattr(settings, "conv_mode", None)
+    if not mode:
+        return spec.template
+    return processor.template if mode == "auto" else mode
+
+
 def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:
     """Answer this rank's share of the task's unanswered questions; returns timing."""
     note = _resume_note(spec, samples, journal)
     if note and dist.is_main and not quiet:
         print(note, file=sys.stderr)
     reused = sum(s.key in journal for s in samples)
+    template = task_template(spec, settings, engine.processor)
     todo = dist.shard([s for s in samples if s.key not in journal])
     max_new = settings.max_new_tokens or spec.max_new_tokens
     pad = spec.pad_to_square(model.config.image_aspect_ratio)
     if settings.batch_size == "auto":
-        engine.batch_size = auto_batch_size(engine, todo or samples, template=spec.template,
+        engine.batch_size = auto_batch_size(engine, todo or samples, template=template,
                                             max_new_tokens=max_new, pad_to_square=pad)
     if _canary_due(settings, engine, todo):
-        report = run_canary(engine, todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad)
+        report = run_canary(engine, todo, template=template, max_new_tokens=max_new, pad_to_square=pad)
         if not report.ok:
             raise BatchInvarianceError(report.describe() + "\n" + _canary_hint(engine))
     done_before = len(samples) - len(todo) * dist.world_size
@@ -154,7 +163,7 @@ def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet)
         bar.close()
         return {"generated": 0, "reused": reused, "processes": dist.world_size}
     try:
-        _, stats = engine.generate(todo, template=spec.template, max_new_tokens=max_new, pad_to_square=pad,
+        _, stats = engine.generate(todo, template=template, max_new_tokens=max_new, pad_to_square=pad,
                                    on_batch=record, progress=lambda n: bar.update(n * dist.world_size))
     finally:
         bar.close()

@@ -45,12 +45,13 @@ class RunSettings:
     num_workers: int = 0
     image_cache: str | None = None  # folder of preprocessed images shared across runs (never changes an answer)
     hf_paths: dict = field(default_factory=dict)
+    conv_mode: str | None = None  # None: each task's protocol template; "auto": the checkpoint's; or a name
     judge: "JudgeSettings" = field(default_factory=lambda: JudgeSettings())
 
     def identity(self) -> dict:
         """The settings that can change an answer (what the run name hashes; not the device
         index, batch size or process count)."""
-        return {
+        out = {
             "model": self.model,
             "data_root": str(Path(self.data_root).resolve()) if self.data_root else None,
             "source": self.source,
@@ -60,6 +61,9 @@ class RunSettings:
             "max_new_tokens": self.max_new_tokens,
             "seed": self.seed,
         }
+        if self.conv_mode is not None:  # only when set, so existing run names do not move
+            out["conv_mode"] = self.conv_mode
+        return out
 
 
 # ---------------------------------------------------------------------------- data

@@ -24,9 +24,12 @@ from ..constants import CLIP_L14_336
 from ..errors import ConfigError
 from ..processing.image import ImageProcessorSettings
 from ..processing.processor import AlignGPTProcessor
-from ..processing.tokenizer import LlamaSPTokenizer
+from ..processing.conversation import auto_template
+from ..processing.hf_tokenizer import load_tokenizer
 from .configuration import AlignGPTConfig, parse_align_mode
+from .llava_hf import is_llava_hf, llava_hf_config, llava_hf_key
 from .modeling_aligngpt import AlignGPTForCausalLM
+from .vision import FULL_MODEL_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +159,14 @@ def resolve_vision_tower(name: str | None, checkpoint_dir: Path, override: str |
 
 
 def tower_vision_config(folder: Path) -> dict:
+    """The tower's vision config as we embed it: CLIP without ``model_type``, SigLIP with it."""
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if cfg.get("model_type") == "clip":  # a full CLIPModel folder: take its vision half
-        cfg = cfg.get("vision_config", {})
+    kind = cfg.get("model_type") or "clip_vision_model"
+    if kind in FULL_MODEL_TYPES:  # a full two-tower folder (CLIPModel, SiglipModel): its vision half
+        cfg, kind = cfg.get("vision_config", {}), FULL_MODEL_TYPES[kind]
     cfg = {k: v for k, v in cfg.items() if k not in ("architectures", "transformers_version", "torch_dtype", "dtype", "model_type", "_name_or_path")}
+    if kind != "clip_vision_model":
+        cfg["model_type"] = kind
     return cfg
 
 
@@ -169,7 +176,7 @@ def tower_weights(folder: Path) -> dict[str, torch.Tensor]:
         for k, v in read_weights(f).items():
             if k.startswith("vision_model."):
                 state["vision_tower.vision_tower." + k] = v
-            elif k.split(".", 1)[0] in ("embeddings", "pre_layrnorm", "encoder", "post_layernorm"):
+            elif k.split(".", 1)[0] in ("embeddings", "pre_layrnorm", "encoder", "post_layernorm", "head"):
                 state["vision_tower.vision_tower.vision_model." + k] = v  # flattened (transformers 5) save
     return state
 
@@ -185,7 +192,9 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _remap_key(key: str, is_llava: bool) -> str:
+def _remap_key(key: str, is_llava: bool, llava_hf: bool = False) -> str:
+    if llava_hf:
+        return llava_hf_key(key)
     if is_llava:
         for prefix in ("model.mm_projector.", "model.vision_tower."):
             if key.startswith(prefix):
@@ -238,6 +247,9 @@ def load_pretrained(
     raw = json.loads(config_path.read_text(encoding="utf-8"))
     model_type = raw.get("model_type")
     is_llava = model_type in ("llava", "llava_llama")
+    hf_layout = is_llava_hf(raw)
+    if hf_layout:  # transformers-native LlavaForConditionalGeneration: mapped onto our config
+        raw = llava_hf_config(raw, str(config_path))
     if model_type != "aligngpt" and not is_llava:
         raise ConfigError(f"{config_path}: model_type {model_type!r} is neither 'aligngpt' nor 'llava'")
     raw.pop("model_type", None)
@@ -293,7 +305,7 @@ def load_pretrained(
             if _is_legacy(key):
                 info.ignored_legacy_keys.append(key)
                 continue
-            key = _remap_key(key, is_llava)
+            key = _remap_key(key, is_llava, hf_layout)
             if vision_weights == "tower" and key.startswith("vision_tower."):
                 continue
             shard[key] = value
@@ -311,6 +323,9 @@ def load_pretrained(
         loaded.update(k for k in missing_vision if k not in result.missing_keys)
         info.vision_weights_from = f"tower:{tower.folder}"
         info.vision_tower = tower.description
+    if "lm_head.weight" not in loaded and getattr(config.get_text_config(), "tie_word_embeddings", False):
+        model.lm_head.weight = model.model.embed_tokens.weight  # tied LMs (Gemma) store one copy
+        loaded.add("lm_head.weight")
     info.missing_keys = sorted(k for k in expected - loaded if not _is_legacy(k))
     if info.missing_keys:
         raise ConfigError(f"{ckpt}: weights missing for {len(info.missing_keys)} parameters, e.g. {info.missing_keys[:5]}")
@@ -325,10 +340,12 @@ def load_pretrained(
     model.eval()
     model.loading_info = info
 
+    tokenizer = load_tokenizer(ckpt)
     processor = AlignGPTProcessor(
-        LlamaSPTokenizer.from_pretrained(ckpt),
+        tokenizer,
         ImageProcessorSettings.from_dict(config.image_processor or {}),
         image_aspect_ratio=config.image_aspect_ratio,
+        template=auto_template(config, tokenizer),
     )
     return model, processor
 
@@ -339,7 +356,7 @@ def _dispatch(model: AlignGPTForCausalLM, device_map, dtype: torch.dtype) -> Ali
     from accelerate import dispatch_model, infer_auto_device_map
 
     if device_map == "auto":
-        no_split = list(model._no_split_modules) + ["CLIPVisionTower", "AlignIndicator", "GatedWeightLayer"]
+        no_split = list(model._no_split_modules) + ["VisionTower", "AlignIndicator", "GatedWeightLayer"]
         device_map = infer_auto_device_map(model, no_split_module_classes=no_split, dtype=dtype)
     elif isinstance(device_map, str):
         device_map = {"": device_map}

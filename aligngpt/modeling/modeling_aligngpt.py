@@ -1,10 +1,13 @@
-"""``AlignGPTForCausalLM``: Llama + CLIP tower + projector + alignment levels and gate.
+"""``AlignGPTForCausalLM``: a decoder LM + a CLIP/SigLIP tower + projector + alignment levels and gate.
 
-Module names follow the released checkpoints (``model``, ``lm_head``, ``vision_tower``,
+The LM is Llama for released checkpoints (flat config) and any ``AutoModel`` decoder named by
+``config.text_config`` otherwise (Qwen2, Mistral, Phi3, Gemma2, Llama-3, ...); the tower is CLIP
+or SigLIP by the vision config's ``model_type``. Module names follow the released checkpoints (``model``, ``lm_head``, ``vision_tower``,
 ``mm_projector``, ``align_indicators``, ``gated_weight_layer`` all at the top level) so their
 state dicts load without renaming. Semantics follow the reference implementation
 (reference-code.md §2): one alignment vector right after each row's BOS, a gate computed once at
-prefill from the projected image tokens and the mean prompt word embedding.
+prefill from the projected image tokens and the mean prompt word embedding. Where the tokenizer
+has no BOS the slot goes at position 0 instead (``config.alignment_anchor``).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPVisionConfig, LlamaModel, PreTrainedModel
+from transformers import AutoModel, LlamaModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
@@ -28,7 +31,7 @@ from .multimodal_inputs import (
 )
 from .projector import build_projector
 from .reserved_cache import reserved_cache
-from .vision import CLIPVisionTower
+from .vision import VisionTower
 
 # transformers 5.x renamed the cache argument from ``past_key_values`` to ``cache`` mid-series.
 _CACHE_KWARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
@@ -54,6 +57,9 @@ class AlignGPTPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _keys_to_ignore_on_load_unexpected = [r"rotary_emb\.inv_freq"]
+    # Tied only where the LM's config says so (Gemma, small Qwen2): transformers reads
+    # ``get_text_config().tie_word_embeddings``.
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -80,10 +86,14 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
     accepts_loss_kwargs = False
 
     def __init__(self, config: AlignGPTConfig):
+        requested_attn = config._attn_implementation_internal
         super().__init__(config)
-        self.model = LlamaModel(config)
+        self.model = build_language_model(config, requested_attn)
+        self._no_split_modules = list(getattr(self.model, "_no_split_modules", None) or ["LlamaDecoderLayer"])
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.vision_tower: CLIPVisionTower | None = None
+        self.logit_softcap: float | None = getattr(config.get_text_config(), "final_logit_softcapping", None)
+        """Gemma2's final logit soft-capping (its ForCausalLM head applies it; so do we)."""
+        self.vision_tower: VisionTower | None = None
         self.mm_projector: nn.Module | None = None
         self.align_indicators: AlignIndicator | None = None
         self.gated_weight_layer: GatedWeightLayer | None = None
@@ -93,13 +103,12 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
 
     # ------------------------------------------------------------------ construction
     def _build_multimodal(self, config: AlignGPTConfig) -> None:
-        vcfg = config.vision_config
-        vision_config = vcfg if isinstance(vcfg, CLIPVisionConfig) else CLIPVisionConfig(**vcfg)
-        self.vision_tower = CLIPVisionTower(
-            vision_config, config.mm_vision_select_layer, config.mm_vision_select_feature
+        self.vision_tower = VisionTower(
+            config.vision_config, config.mm_vision_select_layer, config.mm_vision_select_feature
         )
+        self._no_split_modules.append(self.vision_tower.vision_tower.vision_model.encoder.layers[0].__class__.__name__)
         if config.mm_hidden_size is None:
-            config.mm_hidden_size = vision_config.hidden_size
+            config.mm_hidden_size = self.vision_tower.hidden_size
         if config.num_image_tokens is None:
             config.num_image_tokens = self.vision_tower.num_patches
         self.mm_projector = build_projector(config.mm_projector_type, config.mm_hidden_size, config.hidden_size)
@@ -130,6 +139,12 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
     def mm_projector_dtype(self) -> torch.dtype:
         params = list(self.mm_projector.parameters()) if self.mm_projector is not None else []
         return params[0].dtype if params else self.model.embed_tokens.weight.dtype
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(hidden).float()
+        if self.logit_softcap:
+            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
+        return logits
 
     def _resolve_mode(self, align_mode: str | None) -> tuple[str, int | None]:
         mode = align_mode or self.config.align_mode
@@ -182,6 +197,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
             with_slot,
             self.config.tokenizer_model_max_length,
             padding_side,
+            anchor=self.config.alignment_anchor,
         )
         text_embeds = self.model.embed_tokens(input_ids.clamp(min=0))
         batch = input_ids.shape[0]
@@ -253,7 +269,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
             new_labels, new_mask, new_pos = mb.labels, mb.attention_mask, mb.position_ids
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden).float()
+        logits = self._logits(hidden)
         loss = None
         if new_labels is not None:
             loss = causal_lm_loss(logits, new_labels)
@@ -277,7 +293,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float | None = None,
-        eos_token_id: int | None = None,
+        eos_token_id: int | list[int] | None = None,
         pad_token_id: int | None = None,
         align_mode: str | None = None,
         generator: torch.Generator | None = None,
@@ -287,10 +303,12 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
         """Greedy or sampled decoding with a KV cache; returns only the new tokens.
 
         Any input padding is accepted; finished rows are padded with ``pad_token_id`` after their
-        EOS, and decoding stops when every row has finished or the budget is spent. Greedy output
-        per row is independent of the other rows in the batch.
+        EOS (any of them, when ``eos_token_id`` is a list: chat models stop at end-of-turn too), and
+        decoding stops when every row has finished or the budget is spent. Greedy output per row is
+        independent of the other rows in the batch.
         """
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
+        eos_ids = [] if eos is None else [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
         pad = 0 if pad is None else pad
         if do_sample and temperature <= 0:
@@ -310,7 +328,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
         )
         batch = input_ids.shape[0]
         rows = torch.arange(batch, device=hidden.device)
-        logits = self.lm_head(hidden[rows, mb.lengths - 1]).float()
+        logits = self._logits(hidden[rows, mb.lengths - 1])
         mask = mb.attention_mask
         next_pos = mb.lengths[:, None].clone()
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
@@ -319,8 +337,8 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
             token = _choose(logits, do_sample, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, pad), token)
             produced.append(token)
-            if eos is not None:
-                finished |= token == eos
+            if eos_ids:
+                finished |= torch.isin(token, torch.tensor(eos_ids, device=token.device))
             if bool(finished.all()) or step == max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
@@ -332,7 +350,7 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
                 use_cache=True,
             )
             next_pos = next_pos + 1
-            logits = self.lm_head(hidden[:, -1]).float()
+            logits = self._logits(hidden[:, -1])
         sequences = torch.stack(produced, dim=1) if produced else input_ids.new_zeros(batch, 0)
         if return_dict:
             return GenerationOutput(sequences=sequences, alignment_weights=weights)
@@ -343,6 +361,14 @@ class AlignGPTForCausalLM(AlignGPTPreTrainedModel):
 class GenerationOutput(ModelOutput):
     sequences: torch.Tensor | None = None
     alignment_weights: torch.Tensor | None = None
+
+
+def build_language_model(config: AlignGPTConfig, attn_implementation: str | None = None) -> nn.Module:
+    """The decoder without its head: ``LlamaModel`` for flat (released) configs, else ``AutoModel``."""
+    if config.text_config is None:
+        return LlamaModel(config)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return AutoModel.from_config(config.get_text_config(), **kwargs)
 
 
 def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float | None, generator) -> torch.Tensor:

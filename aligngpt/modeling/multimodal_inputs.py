@@ -43,6 +43,7 @@ class TokenLayout:
     pad: torch.Tensor  # [B] left padding of the row
     lengths: torch.Tensor  # [B]
     width: int
+    slot_offset: int = 1  # slot column relative to the row start: 1 after BOS, 0 at the start
 
 
 def plan_layout(
@@ -52,7 +53,12 @@ def plan_layout(
     with_slot: bool,
     max_length: int | None,
     padding_side: str,
+    anchor: str = "after_bos",
 ) -> TokenLayout:
+    """Destinations of every token; ``anchor`` places the slot after the first token or before it."""
+    if anchor not in ("after_bos", "start"):
+        raise ValueError(f"unknown alignment anchor {anchor!r} (after_bos, start)")
+    offset = 1 if anchor == "after_bos" else 0
     mask = attention_mask.bool()
     is_image = (input_ids == IMAGE_TOKEN_INDEX) & mask
     tok_len = torch.where(is_image, num_image_tokens, 1) * mask
@@ -72,13 +78,13 @@ def plan_layout(
     slots = torch.arange(num_image_tokens, device=input_ids.device)
     image_keep = (start[:, :, None] + slots) < limit[:, None, None]
     cols = torch.arange(input_ids.shape[1], device=input_ids.device)
-    after_first = cols[None, :] > first[:, None]
+    after_first = cols[None, :] >= first[:, None] + offset
     dest = start + (after_first & has_slot[:, None]).long()
     lengths = length + has_slot.long()
     width = int(lengths.max().item()) if lengths.numel() else 0
     pad = (width - lengths) if padding_side == "left" else torch.zeros_like(lengths)
     dest = dest + pad[:, None]
-    return TokenLayout(mask, is_image, first, dest, keep, image_keep, has_slot, pad, lengths, width)
+    return TokenLayout(mask, is_image, first, dest, keep, image_keep, has_slot, pad, lengths, width, offset)
 
 
 def scatter_sequence(
@@ -112,7 +118,7 @@ def scatter_sequence(
     elif image_features is not None and image_features.shape[0] > 0:
         raise ValueError(f"{image_features.shape[0]} images given but the batch has no <image> placeholder")
 
-    slot_col = torch.where(layout.has_slot, layout.pad + 1, torch.full_like(layout.pad, -1))
+    slot_col = torch.where(layout.has_slot, layout.pad + layout.slot_offset, torch.full_like(layout.pad, -1))
     slot_rows = layout.has_slot.nonzero(as_tuple=True)[0]
     if slot_rows.numel():
         out[slot_rows, slot_col[slot_rows]] = slot_vectors[slot_rows].to(out.dtype)
@@ -134,11 +140,13 @@ def gate_text_statistics(
     """Sum and count of the word embeddings the gate averages, per row.
 
     Reference behaviour: every non-image token of the row except its first (BOS), untruncated,
-    answers included in training. ``prompt_only`` keeps tokens whose label is ignored (the prompt),
+    answers included in training. With the slot anchored at the start (no BOS) no token is skipped. ``prompt_only`` keeps tokens whose label is ignored (the prompt),
     which removes the train/test mismatch.
     """
     cols = torch.arange(layout.mask.shape[1], device=layout.mask.device)
-    sel = layout.mask & ~layout.is_image & (cols[None, :] != layout.first[:, None])
+    sel = layout.mask & ~layout.is_image
+    if layout.slot_offset:
+        sel = sel & (cols[None, :] != layout.first[:, None])
     if prompt_only and labels is not None:
         sel = sel & (labels == IGNORE_INDEX)
     weights = sel.to(text_embeds.dtype)

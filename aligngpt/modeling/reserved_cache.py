@@ -78,8 +78,11 @@ class ReservedLayer(DynamicLayer):
 
 def reserved_cache(config, reserve: int) -> DynamicCache:
     """A ``DynamicCache`` for ``config`` whose layers keep ``reserve`` free slots after prefill."""
-    cache = DynamicCache(config=config)
-    count = len(cache.layers) or config.get_text_config(decoder=True).num_hidden_layers
-    cache.layers = [ReservedLayer(reserve=reserve) for _ in range(count)]
+    text = config.get_text_config(decoder=True)
+    cache = DynamicCache(config=text)
+    count = len(cache.layers) or text.num_hidden_layers
+    # Sliding-window layers (Mistral, Gemma2) keep their own class: they drop old tokens.
+    cache.layers = [layer if type(layer) is not DynamicLayer else ReservedLayer(reserve=reserve)
+                    for layer in (cache.layers or [DynamicLayer() for _ in range(count)])]
     cache.layer_class_to_replicate = None
     return cache

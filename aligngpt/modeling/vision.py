@@ -1,4 +1,11 @@
-"""The CLIP vision tower, wrapped so its keys are ``vision_tower.vision_tower.vision_model.*``."""
+"""The vision tower (CLIP or SigLIP), wrapped so its keys are ``vision_tower.vision_tower.vision_model.*``.
+
+One interface for every tower family: ``num_patches`` (the tokens one image becomes, which is the
+gate's input width), ``has_cls`` (CLIP prepends a CLS token that ``select_feature='patch'`` drops;
+SigLIP has none, so nothing is sliced) and ``features(images)`` (the hidden states of layer
+``select_layer``, before any post-layernorm or pooling head). The family comes from the vision
+config's ``model_type`` (``clip_vision_model`` when absent, as in released checkpoints).
+"""
 from __future__ import annotations
 
 import functools
@@ -6,18 +13,49 @@ import inspect
 
 import torch
 from torch import nn
-from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers import CLIPVisionConfig, CLIPVisionModel, PretrainedConfig, SiglipVisionConfig, SiglipVisionModel
+
+#: model_type -> (config class, model class, has a CLS token)
+TOWER_FAMILIES: dict[str, tuple[type, type, bool]] = {
+    "clip_vision_model": (CLIPVisionConfig, CLIPVisionModel, True),
+    "siglip_vision_model": (SiglipVisionConfig, SiglipVisionModel, False),
+}
+#: Full two-tower model types whose vision half is the tower (``CLIPModel``/``SiglipModel`` folders).
+FULL_MODEL_TYPES = {"clip": "clip_vision_model", "siglip": "siglip_vision_model", "siglip2": "siglip_vision_model"}
+
+
+def vision_config_from(value: dict | PretrainedConfig) -> PretrainedConfig:
+    """A CLIP or SigLIP vision config from a dict (``model_type`` picks the family; default CLIP)."""
+    if isinstance(value, PretrainedConfig):
+        return value
+    fields = dict(value)
+    kind = fields.pop("model_type", None) or "clip_vision_model"
+    kind = FULL_MODEL_TYPES.get(kind, kind)
+    if kind not in TOWER_FAMILIES:
+        raise ValueError(f"vision tower model_type {kind!r} is not supported; expected one of {', '.join(TOWER_FAMILIES)}")
+    return TOWER_FAMILIES[kind][0](**fields)
+
+
+def vision_config_dict(config: PretrainedConfig) -> dict:
+    """The dict we embed in our config.json; the family is kept as ``model_type`` unless CLIP."""
+    out = config.to_dict()
+    for key in ("architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path"):
+        out.pop(key, None)
+    if out.get("model_type") == "clip_vision_model":
+        out.pop("model_type")  # released configs carry none; CLIP is the default
+    return out
 
 
 class _VisionHolder(nn.Module):
-    """Keeps the released key prefix ``vision_model.`` (transformers 5 flattened CLIPVisionModel)."""
+    """Keeps the released key prefix ``vision_model.`` (transformers 5 flattened the vision models)."""
 
-    def __init__(self, vision_config: CLIPVisionConfig):
+    def __init__(self, vision_config: PretrainedConfig):
         super().__init__()
-        self.vision_model = CLIPVisionModel(vision_config)
+        model_class = TOWER_FAMILIES[vision_config.model_type][1]
+        self.vision_model = model_class(vision_config)
 
     @property
-    def config(self) -> CLIPVisionConfig:
+    def config(self) -> PretrainedConfig:
         return self.vision_model.config
 
     def forward(self, pixel_values: torch.Tensor, **kwargs):
@@ -30,13 +68,17 @@ def _takes_causal_mask(layer_type: type) -> bool:
     return "causal_attention_mask" in inspect.signature(layer_type.forward).parameters
 
 
-class CLIPVisionTower(nn.Module):
-    """Features of layer ``select_layer`` before the post-layernorm, CLS dropped for 'patch'."""
+class VisionTower(nn.Module):
+    """Features of layer ``select_layer`` before the post-layernorm; CLIP's CLS dropped for 'patch'."""
 
-    def __init__(self, vision_config: CLIPVisionConfig, select_layer: int = -2, select_feature: str = "patch"):
+    def __init__(self, vision_config: PretrainedConfig | dict, select_layer: int = -2, select_feature: str = "patch"):
         super().__init__()
+        vision_config = vision_config_from(vision_config)
         if select_feature not in ("patch", "cls_patch"):
             raise ValueError(f"unknown mm_vision_select_feature {select_feature!r} (patch, cls_patch)")
+        self.has_cls = TOWER_FAMILIES[vision_config.model_type][2]
+        if select_feature == "cls_patch" and not self.has_cls:
+            raise ValueError(f"mm_vision_select_feature 'cls_patch' needs a CLS token; {vision_config.model_type} has none")
         self.select_layer = select_layer
         self.select_feature = select_feature
         self.vision_tower = _VisionHolder(vision_config)
@@ -47,11 +89,12 @@ class CLIPVisionTower(nn.Module):
         cannot change earlier ones); ``False`` restores the reference's full pass, e.g. to time it."""
 
     @property
-    def config(self) -> CLIPVisionConfig:
+    def config(self) -> PretrainedConfig:
         return self.vision_tower.config
 
     @property
     def num_patches(self) -> int:
+        """Tokens per image after feature selection: the gate's input width."""
         side = self.config.image_size // self.config.patch_size
         return side * side + (1 if self.select_feature == "cls_patch" else 0)
 
@@ -68,14 +111,17 @@ class CLIPVisionTower(nn.Module):
         return index
 
     def _truncated_pass(self, pixels: torch.Tensor) -> torch.Tensor | None:
-        """embeddings -> pre-LN -> the needed layers; ``None`` if this transformers' CLIP differs."""
-        clip = self.vision_tower.vision_model
-        inner = getattr(clip, "vision_model", clip)  # transformers 4 nests the transformer one deeper
-        embeddings, pre_ln = getattr(inner, "embeddings", None), getattr(inner, "pre_layrnorm", None)
+        """embeddings -> (CLIP: pre-LN) -> the needed layers; ``None`` if this transformers' model differs."""
+        tower = self.vision_tower.vision_model
+        inner = getattr(tower, "vision_model", tower)  # transformers 4 nests the transformer one deeper
+        embeddings = getattr(inner, "embeddings", None)
         layers = getattr(getattr(inner, "encoder", None), "layers", None)
-        if embeddings is None or pre_ln is None or layers is None:
+        pre_ln = getattr(inner, "pre_layrnorm", None)
+        if embeddings is None or layers is None or (self.has_cls and pre_ln is None):
             return None
-        hidden = pre_ln(embeddings(pixels))
+        hidden = embeddings(pixels)
+        if pre_ln is not None:
+            hidden = pre_ln(hidden)
         needed = list(layers[: self._layers_needed()])
         extra = (None,) if needed and _takes_causal_mask(type(needed[0])) else ()
         for layer in needed:
@@ -84,12 +130,20 @@ class CLIPVisionTower(nn.Module):
         return hidden
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """[n, num_patches, hidden] features of layer ``select_layer``, in ``images``' dtype."""
         param = next(self.vision_tower.parameters())
         pixels = images.to(device=param.device, dtype=param.dtype)
         feats = self._truncated_pass(pixels) if self.skip_unused_layers else None
         if feats is None:
             feats = self.vision_tower(pixels, output_hidden_states=True).hidden_states[self.select_layer]
-        if self.select_feature == "patch":
+        if self.has_cls and self.select_feature == "patch":
             feats = feats[:, 1:]
         return feats.to(images.dtype)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)
+
+
+#: The name released code and tests import.
+CLIPVisionTower = VisionTower

@@ -1,4 +1,5 @@
 from .conversation import TEMPLATES, build_prompt, get_template
+from .hf_tokenizer import HFTokenizer, TokenizerProtocol, load_tokenizer
 from .image import ImageProcessorSettings, expand_to_square, preprocess_images
 from .processor import AlignGPTProcessor
 from .tokenizer import LlamaSPTokenizer
@@ -12,4 +13,7 @@ __all__ = [
     "preprocess_images",
     "AlignGPTProcessor",
     "LlamaSPTokenizer",
+    "HFTokenizer",
+    "TokenizerProtocol",
+    "load_tokenizer",
 ]

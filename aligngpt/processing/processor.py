@@ -8,15 +8,15 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from .conversation import build_prompt as _build_prompt
+from .conversation import CHAT_TEMPLATE, build_prompt as _build_prompt, get_template
+from .hf_tokenizer import TokenizerProtocol
 from .image import ImageProcessorSettings, preprocess_images
-from .tokenizer import LlamaSPTokenizer
 
 
 class AlignGPTProcessor:
     def __init__(
         self,
-        tokenizer: LlamaSPTokenizer,
+        tokenizer: TokenizerProtocol,
         image_settings: ImageProcessorSettings,
         *,
         image_aspect_ratio: str = "pad",
@@ -29,7 +29,25 @@ class AlignGPTProcessor:
 
     # -- text
     def build_prompt(self, question: str, has_image: bool = True, template: str | None = None) -> str:
-        return _build_prompt(question, has_image, template or self.template)
+        """The single-turn prompt; ``auto`` is this processor's template (the checkpoint's)."""
+        template = template or self.template
+        if template == "auto":
+            template = self.template
+        if template == CHAT_TEMPLATE:
+            text = ("<image>\n" + question) if has_image else question
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+        return _build_prompt(question, has_image, template)
+
+    def stop_token_ids(self, template: str | None = None) -> list[int]:
+        """EOS plus the template's end-of-turn marker when it is one token (chat models stop there)."""
+        ids = [] if self.tokenizer.eos_token_id is None else [int(self.tokenizer.eos_token_id)]
+        template = template or self.template
+        stop = "" if template in (CHAT_TEMPLATE, "auto") else get_template(template).stop
+        if stop:
+            marker = self.tokenizer.encode(stop, add_bos=False)
+            if len(marker) == 1 and marker[0] not in ids:
+                ids.append(marker[0])
+        return ids
 
     def tokenize(self, prompt: str) -> list[int]:
         return self.tokenizer.tokenize_with_images(prompt)

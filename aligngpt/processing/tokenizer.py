@@ -84,14 +84,13 @@ class LlamaSPTokenizer:
                 ids.extend(self.sp.encode(piece))
         return ids
 
+    #: Every LLaMA sentencepiece prompt starts with BOS; the alignment slot goes after it.
+    adds_bos = True
+    chat_template = None
+
     def tokenize_with_images(self, prompt: str, image_token: str = "<image>") -> list[int]:
         """``tokenizer_image_token``: chunks between ``<image>`` joined by -200, one BOS at the front."""
-        chunks = prompt.split(image_token)
-        ids = self.encode(chunks[0])
-        for chunk in chunks[1:]:
-            ids.append(IMAGE_TOKEN_INDEX)
-            ids.extend(self.encode(chunk, add_bos=False) if chunk else [])
-        return ids
+        return tokenize_with_images(self.encode, prompt, image_token)
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         ids = [int(i) for i in ids if int(i) >= 0]
@@ -118,3 +117,13 @@ class LlamaSPTokenizer:
 
     def batch_decode(self, rows, skip_special_tokens: bool = True) -> list[str]:
         return [self.decode(r, skip_special_tokens) for r in rows]
+
+
+def tokenize_with_images(encode, prompt: str, image_token: str = "<image>") -> list[int]:
+    """Chunks between ``<image>`` encoded separately and joined by -200; BOS (if any) only at the front."""
+    chunks = prompt.split(image_token)
+    ids = encode(chunks[0])
+    for chunk in chunks[1:]:
+        ids.append(IMAGE_TOKEN_INDEX)
+        ids.extend(encode(chunk, add_bos=False) if chunk else [])
+    return ids

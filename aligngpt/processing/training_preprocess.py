@@ -5,6 +5,14 @@
 ``</s>``) is masked, round by round, by re-tokenising each round; a length mismatch masks the
 whole sample (reference ``preprocess_v1``, LLaVA at 4a77fb4, without the later legacy-tokenizer
 adjustment).
+
+``turns`` templates (llama3, qwen2, mistral, phi3, gemma) and ``chat_template`` (the tokenizer's
+own template) are masked by character spans instead of re-tokenised rounds: the prompt is
+rendered once, the trained spans are each assistant answer plus its end-of-turn marker
+(``<|im_end|>``, ``<|eot_id|>``, ``</s>``, ...), and a token is trained iff it starts inside a span
+(fast-tokenizer offsets; with a sentencepiece tokenizer the pieces are encoded one by one).
+Everything else, BOS, system, user turns, role headers and the whitespace after a marker, is
+masked.
 """
 from __future__ import annotations
 
@@ -12,8 +20,8 @@ import logging
 from dataclasses import dataclass
 
 from ..constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX
-from .conversation import get_template
-from .tokenizer import LlamaSPTokenizer
+from .conversation import CHAT_TEMPLATE, Template, get_template
+from .tokenizer import LlamaSPTokenizer, tokenize_with_images
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +100,92 @@ def preprocess_conversation(
     return TrainingExample(ids, labels)
 
 
+def _alternating(conversation: list[dict]) -> list[tuple[int, str]]:
+    """(role index, text) turns: human first (a leading assistant turn is skipped), alternating."""
+    turns = list(conversation)
+    if turns and ROLE_MAP.get(turns[0]["from"]) != 0:
+        turns = turns[1:]
+    out = []
+    for i, turn in enumerate(turns):
+        role = ROLE_MAP.get(turn["from"])
+        if role is None or role != i % 2:
+            raise ValueError(f"turn {i}: expected alternating human/gpt turns, got {turn['from']!r}")
+        out.append((role, turn["value"]))
+    return out
+
+
+def _label_spans(text: str, spans: list[tuple[int, int]], tokenizer) -> TrainingExample:
+    """Tokenise ``text`` once; tokens starting inside a span keep their ids as labels."""
+    ids, offsets = tokenizer.encode_with_offsets(text)
+    labels = [
+        tok if any(a <= start < b for a, b in spans) and start < end else IGNORE_INDEX
+        for tok, (start, end) in zip(ids, offsets)
+    ]
+    return TrainingExample(ids, labels)
+
+
+def preprocess_turns(conversation: list[dict], tokenizer, tpl: Template) -> TrainingExample:
+    """Masking for the ``turns`` templates: only answers and their end-of-turn markers are trained."""
+    messages = [(tpl.roles[role], text) for role, text in _alternating(conversation)]
+    pieces = tpl.segments(messages)
+    if hasattr(tokenizer, "encode_with_offsets"):
+        spans, cursor = [], 0
+        for piece, trained in pieces:
+            if trained:
+                spans.append((cursor, cursor + len(piece)))
+            cursor += len(piece)
+        return _label_spans("".join(p for p, _ in pieces), spans, tokenizer)
+    ids: list[int] = []
+    labels: list[int] = []
+    for n, (piece, trained) in enumerate(pieces):  # sentencepiece: encode piece by piece
+        part = tokenize_with_images(lambda t, add_bos=True: tokenizer.encode(t, add_bos=add_bos and n == 0), piece)
+        ids.extend(part)
+        labels.extend(part if trained else [IGNORE_INDEX] * len(part))
+    return TrainingExample(ids, labels)
+
+
+def preprocess_chat_template(conversation: list[dict], tokenizer) -> TrainingExample:
+    """Masking with the tokenizer's own chat template: each answer's span is found in the render."""
+    turns = _alternating(conversation)
+    messages = [{"role": ("user", "assistant")[role], "content": text} for role, text in turns]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=False)
+    specials = tokenizer.special_strings()
+    spans, cursor = [], 0
+    for role, content in turns:
+        needle = content.strip()
+        pos = text.find(needle, cursor)
+        if pos < 0:
+            raise ValueError(f"the chat template changed a turn's text; cannot find {needle[:40]!r} in its render")
+        end = pos + len(needle)
+        if role == 1:
+            marker = next((s for s in specials if text.startswith(s, end)), "")
+            spans.append((pos, end + len(marker)))
+        cursor = end
+    return _label_spans(text, spans, tokenizer)
+
+
 def preprocess_sample(
     conversation: list[dict], tokenizer: LlamaSPTokenizer, template: str, has_image: bool
 ) -> TrainingExample:
     if has_image:
         conversation = move_image_token_first(conversation)
-    if get_template(template).style == "plain":
+    if template == CHAT_TEMPLATE:
+        return preprocess_chat_template(conversation, tokenizer)
+    tpl = get_template(template)
+    if tpl.style == "plain":
         return preprocess_plain(conversation, tokenizer)
+    if tpl.style == "turns":
+        return preprocess_turns(conversation, tokenizer, tpl)
     return preprocess_conversation(conversation, tokenizer, template, has_image)
 
 
 def collate(examples: list[TrainingExample], pad_token_id: int, max_length: int | None = None):
-    """Right-pad ids with the pad id and labels with IGNORE; mask = ids != pad (reference collator)."""
+    """Right-pad ids with the pad id and labels with IGNORE; the mask covers each row's own tokens.
+
+    The reference collator's mask is ``ids != pad``; with LLaMA's pad (= unk, which its byte-fallback
+    sentencepiece never emits) that is the same mask. Families whose pad is their EOS (Llama-3,
+    Mistral without a pad token) need the length-based mask, or a trained EOS would vanish.
+    """
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -115,4 +197,7 @@ def collate(examples: list[TrainingExample], pad_token_id: int, max_length: int 
         n = min(len(e.input_ids), width)
         ids[i, :n] = torch.tensor(e.input_ids[:n])
         labels[i, :n] = torch.tensor(e.labels[:n])
-    return ids, labels, ids.ne(pad_token_id).long()
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        mask[i, : min(len(e.input_ids), width)] = 1
+    return ids, labels, mask

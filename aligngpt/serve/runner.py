@@ -146,9 +146,11 @@ class ModelRunner:
         return [self._finish(item, row) for item, row in zip(items, rows)]
 
     def _finish(self, item: Prepared, row: list[int]) -> Completion:
-        eos = self.eos_token_id
-        hit_eos = eos is not None and eos in row
-        produced = row[: row.index(eos)] if hit_eos else row[: item.decoding.max_tokens]
+        eos = self.eos_token_id  # one id, or several (chat models also stop at their end-of-turn token)
+        stops = set(eos) if isinstance(eos, (list, tuple)) else ({eos} if eos is not None else set())
+        cut = next((i for i, t in enumerate(row) if t in stops), None)
+        hit_eos = cut is not None
+        produced = row[:cut] if hit_eos else row[: item.decoding.max_tokens]
         text = self.processor.batch_decode([produced], skip_special_tokens=True)[0].strip()
         if text.endswith("</s>"):  # as the evaluation engine: a literal end marker is not answer text
             text = text[: -len("</s>")].strip()

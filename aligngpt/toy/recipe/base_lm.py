@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,10 @@ from typing import Optional, Sequence
 
 import torch
 
-from aligngpt.processing import LlamaSPTokenizer
+from aligngpt.processing import LlamaSPTokenizer, load_tokenizer
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
 
+from .backbones import copy_tokenizer
 from .loop import optimizer_step, seeded_batches, train_device, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,25 @@ class LMRecipe:
     weight_decay: float = 0.0
     warmup_steps: int = 30
     seed: int = 0
+
+
+def build_lm(recipe: LMRecipe, tokenizer, family: str = "llama"):
+    """The untrained base LM: ``llama`` (the bundled model's) or ``qwen2`` (the qwen2-siglip backbone)."""
+    if family == "llama":
+        return build_llama(recipe, tokenizer)
+    if family != "qwen2":
+        raise ValueError(f"unknown toy LM family {family!r} (llama, qwen2)")
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers, num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads, max_position_embeddings=recipe.max_position_embeddings,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False, initializer_range=0.02, rms_norm_eps=1e-5,
+    )
+    torch.manual_seed(recipe.seed)
+    return Qwen2ForCausalLM(config)
 
 
 def build_llama(recipe: LMRecipe, tokenizer: LlamaSPTokenizer):
@@ -69,9 +88,9 @@ def plain_example(text: str, tokenizer: LlamaSPTokenizer) -> TrainingExample:
     return TrainingExample(ids, list(ids))
 
 
-def chat_example(turns: list[dict], tokenizer: LlamaSPTokenizer) -> TrainingExample:
+def chat_example(turns: list[dict], tokenizer: LlamaSPTokenizer, template: str = "vicuna_v1") -> TrainingExample:
     """A text-only conversation masked as stage 2 masks it: only the answers (and ``</s>``) count."""
-    return preprocess_sample(turns, tokenizer, "vicuna_v1", has_image=False)
+    return preprocess_sample(turns, tokenizer, template, has_image=False)
 
 
 def _lr_at(step: int, recipe: LMRecipe) -> float:
@@ -80,16 +99,16 @@ def _lr_at(step: int, recipe: LMRecipe) -> float:
 
 
 def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_dir: Path,
-                  recipe: Optional[LMRecipe] = None) -> dict:
+                  recipe: Optional[LMRecipe] = None, family: str = "llama") -> dict:
     """Train the tiny Llama on ``examples`` (one sequence each, right-padded batches) and save it.
 
     Batches are drawn by a seeded permutation; sequences are cut to ``recipe.block_size``.
     """
     recipe = recipe or LMRecipe()
     started = time.time()
-    tokenizer = LlamaSPTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
     device = torch.device(train_device())
-    model = build_llama(recipe, tokenizer).to(device)
+    model = build_lm(recipe, tokenizer, family).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
     batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
@@ -107,8 +126,7 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.cpu().save_pretrained(out_dir)
-    for name in ("tokenizer.model", "tokenizer_config.json"):
-        shutil.copyfile(Path(tokenizer_dir) / name, out_dir / name)
+    copy_tokenizer(Path(tokenizer_dir), out_dir)
     report = {"recipe": dataclasses.asdict(recipe), "examples": len(examples), "tokens_seen": n_tokens,
               "final_loss": sum(losses[-20:]) / min(20, len(losses)), "seconds": round(time.time() - started, 1)}
     (out_dir / "toy_lm_training.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .backbones import BACKBONES, CHAT_TEMPLATES, check_backbone, copy_tokenizer, export_siglip_tower, train_chatml_bpe
 from .base_lm import LMRecipe
 from .clip import ClipRecipe
 from .loop import train_device
@@ -54,10 +55,11 @@ STAGES = ("data", "tokenizer", "clip", "base_lm", "score", "pretrain", "finetune
 #: The locally scored toy tasks, in the order results are reported.
 LOCAL_TASKS = ("gqa", "pope", "mme", "scienceqa_img", "textvqa", "seed_image", "mmbench", "mmbench_cn",
                "vqav2_val", "vizwiz_val")
-INSTALL_FILES = ("config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json",
-                 "preprocessor_config.json")
+INSTALL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")  # + the tokenizer's files
 #: What the bundled config names as its vision tower (the weights are embedded in the checkpoint).
 TOWER_NAME = "aligngpt-toy-clip"
+DEFAULT_INSTALL_DIR = str(REPO_ROOT / "aligngpt" / "toy_assets" / "model")
+DEFAULT_RESULTS_DIR = str(REPO_ROOT / "results" / "toy")
 
 
 @dataclass
@@ -85,6 +87,20 @@ class Recipe:
     stage1: StageArgs = field(default_factory=lambda: StageArgs(batch_size=32, learning_rate=2e-3, epochs=1))
     stage2: StageArgs = field(default_factory=lambda: StageArgs(batch_size=16, learning_rate=1e-3, epochs=2))
     eval_batch_size: int = 16
+    backbone: str = "llama-clip"
+    """``llama-clip`` (the bundled model) or ``qwen2-siglip`` (:mod:`.backbones`)."""
+
+    def to_json(self) -> str:
+        """The recipe file; ``backbone`` only when not the default, so earlier recipe files still match."""
+        d = dataclasses.asdict(self)
+        if d["backbone"] == "llama-clip":
+            del d["backbone"]
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+    @property
+    def tower_subdir(self) -> str:
+        """Where the vision tower lies inside the ``clip`` stage folder ('' = the CLIP itself)."""
+        return "siglip_tower" if self.backbone == "qwen2-siglip" else ""
 
     @staticmethod
     def from_dict(d: dict) -> "Recipe":
@@ -156,6 +172,9 @@ def stage_tokenizer(work: Work, recipe: Recipe) -> None:
     from . import corpus
     from .tokenizers import train_sentencepiece
 
+    if recipe.backbone == "qwen2-siglip":
+        train_chatml_bpe(corpus.tokenizer_sentences(work.data), work.stage("tokenizer"), recipe.vocab_size)
+        return
     train_sentencepiece(corpus.tokenizer_sentences(work.data), work.stage("tokenizer"), recipe.vocab_size)
 
 
@@ -166,22 +185,26 @@ def stage_clip(work: Work, recipe: Recipe) -> None:
     set_threads()
     report = train_clip(work.stage("clip"), recipe.clip, extra_captions=tuple(corpus.captions(work.data)))
     report["twin_accuracy"] = twin_accuracy(work.stage("clip"))
+    if recipe.tower_subdir:
+        export_siglip_tower(work.stage("clip"), work.stage("clip") / recipe.tower_subdir)
     (work.stage("clip") / "toy_clip_training.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("clip: %s", report)
 
 
 def stage_base_lm(work: Work, recipe: Recipe) -> None:
-    from aligngpt.processing import LlamaSPTokenizer
+    from aligngpt.processing import load_tokenizer
 
     from . import corpus
     from .base_lm import chat_example, plain_example, train_base_lm
 
     set_threads()
-    tok = LlamaSPTokenizer.from_pretrained(work.stage("tokenizer"))
+    tok = load_tokenizer(work.stage("tokenizer"))
+    template = CHAT_TEMPLATES[check_backbone(recipe.backbone)]
     examples = [plain_example(c, tok) for c in corpus.captions(work.data)]
-    examples += [chat_example(t, tok) for t in corpus.blind_conversations(work.data)]
-    examples += [chat_example(t, tok) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
-    report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm)
+    examples += [chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
+    examples += [chat_example(t, tok, template) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
+    family = "qwen2" if recipe.backbone == "qwen2-siglip" else "llama"
+    report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm, family=family)
     log.info("base LM: %s", report)
 
 
@@ -193,7 +216,7 @@ def _train_common(work: Work, recipe: Recipe, args: StageArgs, use_cpu: Optional
     if use_cpu is None:
         use_cpu = train_device() == "cpu"
     return [
-        "--model", str(work.stage("base_lm")), "--vision-tower", str(work.stage("clip")),
+        "--model", str(work.stage("base_lm")), "--vision-tower", str(work.stage("clip") / recipe.tower_subdir),
         "--per-device-train-batch-size", str(args.batch_size),
         "--gradient-accumulation-steps", str(args.grad_accum),
         "--learning-rate", str(args.learning_rate), "--num-train-epochs", str(args.epochs),
@@ -218,13 +241,16 @@ def train_commands(work: Work, recipe: Recipe) -> dict[str, list[str]]:
                      "--image-folder", str(work.data),
                      "--pretrain-mm-mlp-align", str(work.stage("pretrain") / "mm_projector_align.bin"),
                      "--output-dir", str(work.stage("finetune")),
+                     *(["--version", CHAT_TEMPLATES[recipe.backbone]] if recipe.backbone != "llama-clip" else []),
                      *_train_common(work, recipe, recipe.stage2)],
     }
 
 
-def eval_command(model_dir: Path, out_dir: Path, batch_size: int, tasks=LOCAL_TASKS) -> list[str]:
+def eval_command(model_dir: Path, out_dir: Path, batch_size: int, tasks=LOCAL_TASKS, conv_auto: bool = False) -> list[str]:
+    """``conv_auto``: prompt in the checkpoint's own template (chat backbones), not the tasks' vicuna_v1."""
     return [sys.executable, "-m", "aligngpt.cli.eval_cli", "run", "--tasks", ",".join(tasks),
-            "--model", str(model_dir), "--batch-size", str(batch_size), "--output-dir", str(out_dir), "--fresh"]
+            "--model", str(model_dir), "--batch-size", str(batch_size), "--output-dir", str(out_dir), "--fresh",
+            *(["--conv-mode", "auto"] if conv_auto else [])]
 
 
 def install(work: Work, target: Path) -> None:
@@ -236,6 +262,7 @@ def install(work: Work, target: Path) -> None:
             old.unlink()
     for name in INSTALL_FILES:
         shutil.copyfile(src / name, target / name)
+    copy_tokenizer(src, target)
     cfg = json.loads((target / "config.json").read_text())
     cfg["mm_vision_tower"] = TOWER_NAME  # the scratch path means nothing elsewhere; weights are embedded
     (target / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
@@ -278,7 +305,8 @@ def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.N
     elif name == "install":
         install(work, Path(opts.install_dir))
     elif name == "evaluate":
-        _run(eval_command(Path(opts.install_dir), stage_dir / "runs", recipe.eval_batch_size), env, logs)
+        _run(eval_command(Path(opts.install_dir), stage_dir / "runs", recipe.eval_batch_size,
+                          conv_auto=recipe.backbone != "llama-clip"), env, logs)
     elif name == "results":
         from .results import write_results
 
@@ -291,7 +319,14 @@ def run_all(opts: argparse.Namespace) -> dict:
     recipe = Recipe()
     if opts.recipe:
         recipe = Recipe.from_dict(json.loads(Path(opts.recipe).read_text()))
-    new = json.dumps(dataclasses.asdict(recipe), indent=2, sort_keys=True) + "\n"
+    if getattr(opts, "backbone", None):
+        recipe = dataclasses.replace(recipe, backbone=check_backbone(opts.backbone))
+    if recipe.backbone != "llama-clip":  # never overwrite the bundled model or its committed results
+        opts.install_dir = opts.install_dir or str(work.root / "model")
+        opts.results_dir = opts.results_dir or str(REPO_ROOT / "results" / "toy" / recipe.backbone)
+    opts.install_dir = opts.install_dir or DEFAULT_INSTALL_DIR
+    opts.results_dir = opts.results_dir or DEFAULT_RESULTS_DIR
+    new = recipe.to_json()
     if work.recipe_file.is_file() and work.recipe_file.read_text() != new and not opts.from_stage:
         raise SystemExit(f"{work.recipe_file} holds a different recipe; use a fresh --work or --from data")
     work.recipe_file.write_text(new)
@@ -329,9 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the base LM and the aligngpt-train stages train (cuda: fast for trying recipes, "
                         "but only the CPU reproduces the committed numbers)")
-    a.add_argument("--install-dir", default=str(REPO_ROOT / "aligngpt" / "toy_assets" / "model"),
-                   help="where the checkpoint goes (default: the bundled model folder)")
-    a.add_argument("--results-dir", default=str(REPO_ROOT / "results" / "toy"))
+    a.add_argument("--backbone", choices=BACKBONES, default=None,
+                   help="llama-clip (the bundled model; default) or qwen2-siglip (Qwen2-shaped LM, SigLIP-shaped tower)")
+    a.add_argument("--install-dir", default=None,
+                   help="where the checkpoint goes (default: the bundled model folder; WORK/model for other backbones)")
+    a.add_argument("--results-dir", default=None, help="default: results/toy (results/toy/BACKBONE for other backbones)")
     a.add_argument("--from", dest="from_stage", choices=STAGES, default=None, help="redo this stage and all after it")
     a.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
     a.add_argument("--skip", action="append", default=[], choices=STAGES, help="skip a stage (repeatable)")

@@ -20,6 +20,7 @@ TOLERANCE = {"default": 3.0, "mme": 40.0}
 #: them further: a 33-question SEED dimension by 3.03 points, MME's 6-question code subtask by 50.
 BREAKDOWN_TOLERANCE = {"default": 7.0, "mme": 50.0}
 EVAL_COMMAND = "aligngpt-eval run --tasks {tasks} --model toy --batch-size {batch} --fresh"
+BACKBONE_EVAL_COMMAND = "aligngpt-eval run --tasks {tasks} --model WORK/model --batch-size {batch} --fresh --conv-mode auto"
 
 
 def _chance(task: str) -> dict:
@@ -74,10 +75,12 @@ def write_results(work, results_dir: Path, command: str) -> dict:
     rows = headline_rows(results)
     tasks = ",".join(rows)
     out = {
-        "model": "bundled toy model (aligngpt/toy_assets/model)",
+        "model": ("bundled toy model (aligngpt/toy_assets/model)" if "backbone" not in recipe
+                  else f"toy model, backbone {recipe['backbone']} (WORK/model; evaluated with --conv-mode auto)"),
         "data": "bundled toy benchmark data (aligngpt.harness.toy.toy_data_root(), seed 0, 300 questions per task)",
         "train_command": command,
-        "eval_command": EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16)),
+        "eval_command": (EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16)) if "backbone" not in recipe
+                         else BACKBONE_EVAL_COMMAND.format(tasks=tasks, batch=recipe.get("eval_batch_size", 16))),
         "tolerance_points": TOLERANCE,
         "breakdown_tolerance_points": BREAKDOWN_TOLERANCE,
         "tasks": rows,
@@ -125,6 +128,9 @@ def _fmt(x) -> str:
 
 
 def render_readme(out: dict) -> str:
+    backbone = out["training"]["recipe"].get("backbone")
+    if backbone:  # another backbone's run: no bundled model, no CI bar, no links to the bundled diagnosis
+        return _render_backbone(out, backbone)
     lines = [
         "# Toy results: the bundled model on the bundled toy data",
         "",
@@ -200,3 +206,22 @@ def render_readme(out: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _render_backbone(out: dict, backbone: str) -> str:
+    """The results page of a ``--backbone`` recipe run (issue 19): scores and how they were made."""
+    text = render_readme({**out, "training": {**out["training"], "recipe": {}}})
+    head, _, rest = text.partition("| task | headline metric |")
+    intro = [
+        f"# Toy results: the `{backbone}` backbone on the bundled toy data",
+        "",
+        f"The toy recipe run with `--backbone {backbone}` (see `aligngpt/toy/recipe/backbones.py`): same data,",
+        "sizes and stages as the bundled model, on a Qwen2-shaped base LM and a SigLIP-shaped tower, evaluated",
+        "with `--conv-mode auto` (ChatML prompts). Not the bundled model, not checked by CI, and no target is set",
+        "for these scores; synthetic data, not comparable to the paper's.",
+        "",
+    ]
+    body = "| task | headline metric |" + rest
+    body = body.replace("Evaluation alone (what `tests/test_toy_regression.py` reruns):", "Evaluation alone:")
+    body = body.split("## Regression tolerance")[0].rstrip() + "\n"
+    return "\n".join(intro) + "\n" + body
