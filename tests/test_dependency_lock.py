@@ -19,17 +19,18 @@ from aligngpt.extras import EXTRA_OF
 from .install_sim import REPO, canonical, closure, project_requirements
 
 LOCK = REPO / "requirements" / "ci-lock.txt"
+LMMS_PINS = REPO / "requirements" / "lmms-eval-nodeps.txt"
 NOT_LOCKED = {"lmms"}  # installed without dependencies from its own pin file (see the README)
 
 
-def lock_pins() -> dict[str, str]:
+def lock_pins(path=LOCK) -> dict[str, str]:
     pins = {}
-    for n, line in enumerate(LOCK.read_text().splitlines(), 1):
+    for n, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
-        assert m, f"{LOCK}:{n}: not an exact pin: {line!r}"
+        assert m, f"{path}:{n}: not an exact pin: {line!r}"
         pins[canonical(m.group(1))] = m.group(2)
     return pins
 
@@ -65,10 +66,19 @@ def test_lock_is_exactly_what_pyproject_pulls_in():
     assert sorted(set(pins) - needed) == [], f"pinned in {LOCK.name} but nothing in pyproject needs it"
 
 
+def test_lmms_pins_agree_with_the_lock():
+    """Installed after the lock without dependencies: a different pin would silently replace it."""
+    lock, lmms = lock_pins(), lock_pins(LMMS_PINS)
+    assert "lmms-eval" in lmms
+    clash = {n: (lock[n], v) for n, v in lmms.items() if n in lock and lock[n] != v}
+    assert not clash, f"(ci-lock, lmms-eval-nodeps) disagree: {clash}"
+
+
 def test_ci_and_the_readme_install_from_the_lock():
     readme = (REPO / "README.md").read_text()
     block = readme.split("<!-- ci:test-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     assert "-c requirements/ci-lock.txt" in block
+    assert "pip install --no-deps -r requirements/lmms-eval-nodeps.txt" in block
     assert "torch==2.13.0" in block
 
 
