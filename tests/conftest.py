@@ -30,3 +30,15 @@ def official_tiny(shared) -> Path:
 @pytest.fixture(scope="session")
 def llava15_tiny(shared) -> Path:
     return shared / "fixtures" / "llava15-tiny"
+
+
+@pytest.fixture(autouse=True)
+def _pil_truncation_default():
+    """Each test starts from PIL's default (truncated images refused). Importing lmms-eval's task
+    module sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` for the whole process, which would
+    otherwise let later tests' truncated images through."""
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    yield
+    ImageFile.LOAD_TRUNCATED_IMAGES = False

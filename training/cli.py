@@ -131,9 +131,16 @@ def validate(ns: argparse.Namespace) -> None:
     elif ns.command == "toy-setup":
         C.writable_dir("root", ns.root)
     elif ns.command == "merge-lora":
+        from aligngpt.extras import import_optional
+
+        import_optional("peft", "merge-lora")  # what to install comes before what to fix
         C.existing_dir("run_dir", ns.run_dir)
         C.writable_dir("--out", ns.out)
     else:
+        if getattr(ns, "lora_enable", False):
+            from aligngpt.extras import import_optional
+
+            import_optional("peft", "LoRA (--lora-enable)")
         _model_folder("--model", ns.model)
         _model_folder("--vision-tower", ns.vision_tower)
         C.existing_file("--data", ns.data)

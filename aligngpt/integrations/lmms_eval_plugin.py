@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "aligngpt"
 
+# Note: lmms-eval's task module sets PIL's ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` for the
+# whole process when it loads, so under lmms-eval truncated images are decoded as far as they go
+# (lmms-eval's policy), where ``aligngpt-eval run`` stops with an error naming the file.
 try:  # lmms-eval is an optional extra (pip install aligngpt[lmms])
     from lmms_eval.api.model import lmms as _LMMSBase
 
