@@ -5,12 +5,18 @@ extras bring gives our code the same view: ``sys.modules[name] = None`` makes ``
 raise ``ModuleNotFoundError`` and ``importlib.util.find_spec(name)`` return ``None``, which is
 what transformers' own availability checks see in an environment without the package.
 
-The hidden set is computed, not listed: the requirement closure of each extra (followed through
-the installed distributions' metadata) minus the closure of the base dependencies.
+The hidden set is computed, not listed: every installed distribution outside the requirement
+closure of the base dependencies (plus the extras asked for), followed through the installed
+distributions' metadata. It is an allow-list on purpose: CI runs in an interpreter that already
+holds unrelated packages (boto3, say), and a module those packages import must not slip through
+just because no extra of ours names it. accelerate imports boto3 when it is installed, and boto3
+needs urllib3, which our base install does not bring; with a deny-list of extras' packages only,
+urllib3 was hidden but boto3 was not, a state no real install can reach.
 """
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -64,19 +70,31 @@ def closure(requirements: list[str]) -> set[str]:
     return {k for k in seen if "[" not in k}
 
 
-def modules_of(dists: set[str]) -> set[str]:
-    """Top-level import names provided by these distributions."""
+# What the interpreter needs to run the check itself, present in any environment pip works in.
+TOOLING = {"pip", "setuptools", "wheel"}
+
+
+def installed_distributions() -> set[str]:
+    return {canonical(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
+
+
+def modules_only_of(dists: set[str], kept: set[str]) -> set[str]:
+    """Top-level import names that only these distributions provide.
+
+    A name shared with a kept distribution (a namespace package such as ``google``) stays
+    importable, and so does anything named like a standard-library module: hiding a backport's
+    ``enum`` would hide the interpreter's own.
+    """
     out = set()
     for module, owners in metadata.packages_distributions().items():
-        if any(canonical(o) in dists for o in owners):
+        names = {canonical(o) for o in owners}
+        if names & dists and not names & kept and module not in sys.stdlib_module_names:
             out.add(module)
     return out
 
 
 def hidden_modules(extras: tuple[str, ...]) -> list[str]:
-    """Modules absent from an install of ``aligngpt[extras]`` (base only when empty)."""
+    """Modules absent from a fresh install of ``aligngpt[extras]`` (base only when empty)."""
     base, optional = project_requirements()
-    have = closure(base + [r for e in extras for r in optional[e]])
-    every = closure([r for e, reqs in optional.items() if e != "test" for r in reqs])
-    # Never hide what the interpreter itself needs to run this check.
-    return sorted(modules_of(every - have) - {"pip", "setuptools", "_distutils_hack", "pkg_resources"})
+    have = closure(base + [r for e in extras for r in optional[e]]) | TOOLING | {"aligngpt"}
+    return sorted(modules_only_of(installed_distributions() - have, have))
