@@ -192,7 +192,8 @@ def _kind_schedule(rng: random.Random, kinds: list[str], count: int) -> list[str
 
 
 def soak_run(args: argparse.Namespace, work: Path, rng: random.Random) -> tuple[list[Trial], dict]:
-    from aligngpt.harness.runner import RunSettings, load_samples
+    from aligngpt.harness.settings import RunSettings
+    from aligngpt.harness.samples import load_samples
     from aligngpt.harness.tasks import parse_task_list
     from aligngpt.toy import write_benchmarks
 

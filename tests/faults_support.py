@@ -38,7 +38,7 @@ def tiny_model(checkpoint: str):
 
 def use_model(monkeypatch, checkpoint: Path) -> None:
     """``run --model <checkpoint>`` in this process reuses the cached model (no reload)."""
-    import aligngpt.harness.run as run_mod
+    import aligngpt.harness.pipeline as run_mod
 
     model, processor = tiny_model(str(checkpoint))
     monkeypatch.setattr(run_mod, "resolve_model", lambda settings: (model, processor, str(settings.model)))

@@ -21,7 +21,8 @@ from PIL import Image, ImageFile
 from aligngpt.data.base import Sample
 from aligngpt.data.images import open_image
 from aligngpt.errors import DataError
-from aligngpt.harness.runner import RunSettings, check_unique_ids, load_samples
+from aligngpt.harness.settings import RunSettings
+from aligngpt.harness.samples import check_unique_ids, load_samples
 from aligngpt.harness.score import read_answers
 from aligngpt.harness.tasks import load_task
 

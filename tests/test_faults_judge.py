@@ -14,7 +14,8 @@ import json
 
 import pytest
 
-from aligngpt.harness.runner import RunSettings, load_samples
+from aligngpt.harness.settings import RunSettings
+from aligngpt.harness.samples import load_samples
 from aligngpt.harness.tasks import load_task
 
 from .faults_support import StubJudge, one_error_line, run_cli

@@ -27,8 +27,9 @@ import pytest
 import torch
 from PIL import ImageFile
 
-import aligngpt.harness.run as run_mod
-from aligngpt.harness.runner import RunSettings, load_samples
+import aligngpt.harness.pipeline as run_mod
+from aligngpt.harness.settings import RunSettings
+from aligngpt.harness.samples import load_samples
 from aligngpt.harness.tasks import load_task
 
 from .faults_support import (

@@ -307,7 +307,7 @@ def test_grid_results_hold_cis_and_paired_tests(killed_and_resumed):
 
 
 def test_rerunning_a_finished_grid_runs_nothing(killed_and_resumed, monkeypatch, capsys):
-    import aligngpt.harness.run as run_mod
+    import aligngpt.harness.pipeline as run_mod
 
     def boom(*a, **k):
         raise AssertionError("a finished cell must be skipped")

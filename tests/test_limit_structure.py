@@ -13,7 +13,8 @@ from collections import Counter
 import pytest
 
 from aligngpt.cli.eval_cli import main as eval_main
-from aligngpt.harness.runner import RunSettings, apply_limit, load_samples
+from aligngpt.harness.settings import RunSettings
+from aligngpt.harness.samples import apply_limit, load_samples
 from aligngpt.harness.tasks import load_task
 from aligngpt.harness.toy import toy_data_root
 

@@ -26,7 +26,8 @@ import pytest
 import torch
 
 from aligngpt.errors import ConfigError, DataError
-from aligngpt.harness.runner import RunSettings, load_samples
+from aligngpt.harness.settings import RunSettings
+from aligngpt.harness.samples import load_samples
 from aligngpt.harness.tasks import load_task
 
 from .faults_support import StubJudge, damageable_copy, one_error_line, run_cli, run_dir_of, use_model

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args) -> "RunSettings":
-    from ..harness.runner import RunSettings
+    from ..harness.settings import RunSettings
 
     source = args.source or ("local" if args.data_root else "toy")
     if source == "hf":  # before any folder or work
@@ -184,7 +184,7 @@ def _relaunch_with_torchrun(argv: list[str], n: int) -> int:
 def cmd_run(args) -> int:
     import os
 
-    from ..harness.run import execute_run
+    from ..harness.pipeline import execute_run
     from ..harness.tasks import parse_task_list
 
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:

@@ -19,7 +19,7 @@ configured mode (label ``default``).  Relative paths in the spec (``data_root``,
 ``output_dir``, ``settings.output_dir``, model folders) are relative to the spec file.
 
 **Cells.**  One cell = one model x one alignment mode x one seed, and it is exactly one
-:func:`~aligngpt.harness.run.execute_run` over *all* the grid's tasks: the model is loaded once
+:func:`~aligngpt.harness.pipeline.execute_run` over *all* the grid's tasks: the model is loaded once
 per cell, a cell is one run folder, and one run folder is one table row (so ``table RUN_DIR``
 works on cells directly).  The cost of this choice: adding a task to a grid later makes new
 run names, so finished cells are recomputed for the old tasks too.
@@ -55,7 +55,7 @@ import yaml
 
 from ..errors import AlignGPTError, ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text, read_json
-from .runner import RunSettings, run_name
+from .settings import RunSettings, run_name
 from .tasks import TaskSpec, load_task
 
 #: Modes the model accepts besides ``fixed:K`` (interface.md, ``align_mode``).
@@ -768,7 +768,7 @@ def run_grid(spec: GridSpec, output_dir: str | Path | None = None, *, dry_run: b
     say(f"grid: {len(cells)} cells ({len(cells) - len(todo)} already complete) x {len(spec.tasks)} tasks -> {out}")
     save("running", outputs=True)
     if todo:
-        from .run import execute_run  # imports torch: only when there is something to run
+        from .pipeline import execute_run  # imports torch: only when there is something to run
     for cell in todo:
         cell.status, cell.error = "running", None
         save("running")

@@ -8,9 +8,10 @@ from aligngpt.evaluators import ScoreResult, get_evaluator
 from ..data.base import Sample
 from ..errors import ConfigError, DataError
 from ..io import iter_jsonl
-from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
-from .runner import RunSettings, load_samples
-from .submissions import write_submissions
+from .judging import attach_judge, build_judge, check_judge_requirements
+from .samples import load_samples
+from .scoring import score_answers
+from .settings import RunSettings
 from .tasks import TaskSpec
 
 
@@ -75,7 +76,4 @@ def score_file(spec: TaskSpec, answers_path: str | Path, settings: RunSettings,
         missing = [s.question_id for s in samples if s.key not in answers]
         if missing:
             raise DataError(answers_path, f"{len(missing)} of {len(samples)} questions have no answer, e.g. {missing[:3]!r}")
-    result = evaluator.score(samples, answers)
-    check_missing(spec.name, result, settings.judge)
-    written = write_submissions(evaluator, samples, answers, submission_dir) if submission_dir is not None else []
-    return result, written
+    return score_answers(spec, evaluator, samples, answers, settings.judge, submission_dir)

@@ -275,7 +275,8 @@ def task_samples(task: str, runs: Sequence[ViewRun], images: dict[str, Any] | No
 
 def task_images(task: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """``question_id -> image ref`` by reloading the run's data as it was run; or the reason not."""
-    from ..harness.runner import RunSettings, load_samples
+    from ..harness.settings import RunSettings
+    from ..harness.samples import load_samples
     from ..harness.tasks import load_task
 
     keys = ("data_root", "source", "limit", "hf_paths")

@@ -31,7 +31,7 @@ def _flat_numbers(metrics: dict, prefix: str) -> dict[str, float]:
 class HarnessEvalCallback(TrainerCallback):
     def __init__(self, tasks: list[str], data_root: str | Path, *, every: int, processor, limit: int | None = None,
                  batch_size: int = 8, max_new_tokens: int | None = None, source: str = "local"):
-        from aligngpt.harness.runner import RunSettings
+        from aligngpt.harness.settings import RunSettings
         from aligngpt.harness.tasks import load_task
 
         self.specs = [load_task(t) for t in tasks]
@@ -45,7 +45,7 @@ class HarnessEvalCallback(TrainerCallback):
         self.history: list[dict] = []
 
     def _load(self):
-        from aligngpt.harness.runner import load_samples
+        from aligngpt.harness.samples import load_samples
 
         if not self._samples:
             self._samples = {s.name: load_samples(s, self.settings) for s in self.specs}
@@ -62,6 +62,7 @@ class HarnessEvalCallback(TrainerCallback):
     def evaluate(self, model) -> dict[str, float]:
         from aligngpt.engine.batched import InferenceEngine
         from aligngpt.evaluators import get_evaluator
+        from aligngpt.harness.scoring import decoding, generate_answers, score_answers
 
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = torch.distributed.get_rank() if dist else 0
@@ -75,16 +76,16 @@ class HarnessEvalCallback(TrainerCallback):
             for spec in self.specs:
                 samples = self._load()[spec.name]
                 mine = samples[rank::world]
-                preds, _ = engine.generate(mine, template=spec.template,
-                                           max_new_tokens=self.max_new_tokens or spec.max_new_tokens,
-                                           pad_to_square=spec.pad_to_square(net.config.image_aspect_ratio))
+                dec = decoding(spec, net.config, self.processor, max_new_tokens=self.max_new_tokens)
+                preds, _ = generate_answers(engine, mine, dec)
                 answers = {p.key: p.text for p in preds}
                 if dist:
                     parts = [None] * world
                     torch.distributed.all_gather_object(parts, answers)
                     answers = {k: v for part in parts for k, v in part.items()}
                 if rank == 0:
-                    scored = get_evaluator(spec.evaluator).score(samples, answers)
+                    scored, _ = score_answers(spec, get_evaluator(spec.evaluator), samples, answers,
+                                              self.settings.judge)
                     metrics.update(_flat_numbers(scored.metrics, f"eval/{spec.name}"))
         finally:
             if was_training:

@@ -1,4 +1,10 @@
-"""Executing a run over several tasks, resumable (see runner.py for the pieces)."""
+"""``aligngpt-eval run``: task spec -> samples -> prompts -> engine -> journal -> evaluator -> results.
+
+Predictions are journaled per batch, so a killed run resumes where it stopped; ``results.json``
+is written once, atomically, after every task has been scored, so a failed or killed run never
+leaves one behind. The run folder's name comes from :mod:`.settings`, the questions from
+:mod:`.samples`, the scoring from :mod:`.scoring` and the files from :mod:`.outputs`.
+"""
 from __future__ import annotations
 
 import os
@@ -22,18 +28,11 @@ from ..io import atomic_write_json, atomic_write_jsonl, iter_jsonl
 from aligngpt.evaluators import get_evaluator
 from .distributed import init_distributed
 from .journal import PredictionJournal
-from .judging import attach_judge, build_judge, check_judge_requirements, check_missing
-from .runner import (
-    RunSettings,
-    answer_rows,
-    environment,
-    fingerprint,
-    load_samples,
-    run_name,
-    sample_rows,
-    write_state,
-)
-from .submissions import write_submissions
+from .judging import attach_judge, build_judge, check_judge_requirements
+from .outputs import answer_rows, environment, sample_rows, write_state
+from .samples import fingerprint, load_samples
+from .scoring import decoding, generate_answers, score_answers
+from .settings import RunSettings, run_name
 from .tasks import TaskSpec
 
 
@@ -122,29 +121,21 @@ def _earlier_timings(task_dir: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)] if path.is_file() else []
 
 
-def task_template(spec, settings, processor) -> str:
-    """The task's protocol template, unless ``--conv-mode`` names one (``auto``: the checkpoint's)."""
-    mode = getattr(settings, "conv_mode", None)
-    if not mode:
-        return spec.template
-    return processor.template if mode == "auto" else mode
-
-
 def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet) -> dict:
     """Answer this rank's share of the task's unanswered questions; returns timing."""
     note = _resume_note(spec, samples, journal)
     if note and dist.is_main and not quiet:
         print(note, file=sys.stderr)
     reused = sum(s.key in journal for s in samples)
-    template = task_template(spec, settings, engine.processor)
+    dec = decoding(spec, model.config, engine.processor, conv_mode=settings.conv_mode,
+                   max_new_tokens=settings.max_new_tokens)
     todo = dist.shard([s for s in samples if s.key not in journal])
-    max_new = settings.max_new_tokens or spec.max_new_tokens
-    pad = spec.pad_to_square(model.config.image_aspect_ratio)
     if settings.batch_size == "auto":
-        engine.batch_size = auto_batch_size(engine, todo or samples, template=template,
-                                            max_new_tokens=max_new, pad_to_square=pad)
+        engine.batch_size = auto_batch_size(engine, todo or samples, template=dec.template,
+                                            max_new_tokens=dec.max_new_tokens, pad_to_square=dec.pad_to_square)
     if _canary_due(settings, engine, todo):
-        report = run_canary(engine, todo, template=template, max_new_tokens=max_new, pad_to_square=pad)
+        report = run_canary(engine, todo, template=dec.template, max_new_tokens=dec.max_new_tokens,
+                            pad_to_square=dec.pad_to_square)
         if not report.ok:
             raise BatchInvarianceError(report.describe() + "\n" + _canary_hint(engine))
     done_before = len(samples) - len(todo) * dist.world_size
@@ -163,8 +154,8 @@ def _generate_task(spec, samples, journal, engine, settings, dist, model, quiet)
         bar.close()
         return {"generated": 0, "reused": reused, "processes": dist.world_size}
     try:
-        _, stats = engine.generate(todo, template=template, max_new_tokens=max_new, pad_to_square=pad,
-                                   on_batch=record, progress=lambda n: bar.update(n * dist.world_size))
+        _, stats = generate_answers(engine, todo, dec, on_batch=record,
+                                    progress=lambda n: bar.update(n * dist.world_size))
     finally:
         bar.close()
     return {"generated": stats.samples, "reused": reused, "wall_s": stats.wall_s, "model_s": stats.model_s,
@@ -185,11 +176,9 @@ def _score_task(spec, samples, journal, evaluator, settings, run_dir, name, mode
     task_dir = run_dir / spec.name
     predictions = {s.key: journal.records[s.key]["text"] for s in samples}
     _fault_point("score")
-    scored = evaluator.score(samples, predictions)
-    submissions = write_submissions(evaluator, samples, predictions, task_dir)
+    scored, submissions = score_answers(spec, evaluator, samples, predictions, settings.judge, task_dir)
     atomic_write_jsonl(task_dir / "samples.jsonl", sample_rows(samples, journal, scored.per_sample))
     atomic_write_jsonl(task_dir / "answers.jsonl", answer_rows(samples, journal, model_id, name))
-    check_missing(spec.name, scored, settings.judge)
     entry = {
         "metrics": scored.metrics,
         "n": len(samples),
