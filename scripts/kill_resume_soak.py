@@ -276,7 +276,7 @@ def soak_alignment(args: argparse.Namespace, work: Path, rng: random.Random) -> 
     n_batches = math.ceil(args.pairs / batch)
 
     def cmd(out: Path) -> list[str]:
-        return [sys.executable, "-m", "aligngpt.training.cli", "score-alignment", "--data", str(data), "--image-folder",
+        return [sys.executable, "-m", "aligngpt.cli.train_cli", "score-alignment", "--data", str(data), "--image-folder",
                 str(images), "--clip", str(clip), "--levels", "4", "--out", str(out), "--batch-size", str(batch),
                 "--no-progress"]
 

@@ -38,7 +38,7 @@ def _child(command: dict, out_path: str, err_path: str) -> None:
         if command["entry"] == "eval":
             from aligngpt.cli.eval_cli import main
         elif command["entry"] == "train":
-            from aligngpt.training.cli import main
+            from aligngpt.cli.train_cli import main
         else:  # "import": the argv are module names that must import
             import importlib
 

@@ -177,7 +177,7 @@ def test_eval_run_conv_mode_auto_uses_the_checkpoints_template(tmp_path, capsys)
 
     import aligngpt
     from aligngpt.cli.eval_cli import main
-    from training.builder import ModelSpec, build_model
+    from aligngpt.training.builder import ModelSpec, build_model
 
     from .tiny_backbones import build_lm, build_tower
 

@@ -15,8 +15,8 @@ from PIL import Image
 import aligngpt
 from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing.training_preprocess import collate, preprocess_sample
-from training.builder import ModelSpec, build_model, save_stage1
-from training.params import TrainableChoice, set_trainable
+from aligngpt.training.builder import ModelSpec, build_model, save_stage1
+from aligngpt.training.params import TrainableChoice, set_trainable
 
 from .tiny_backbones import FAMILIES, TOWERS, build_lm, build_tower
 

@@ -23,7 +23,7 @@ NUMERIC_TYPES = {"integer", "number", "csv_integers", "device"}
 
 
 def _train_cli():
-    from aligngpt.training import cli
+    from aligngpt.cli import train_cli as cli
 
     return cli
 

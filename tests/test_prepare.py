@@ -21,6 +21,7 @@ from PIL import Image
 from aligngpt.cli.eval_cli import main as eval_main
 from aligngpt.data.base import Sample, get_loader
 from aligngpt.errors import ConfigError, DataError
+from aligngpt.cli.prepare_cli import add_prepare_parser
 from aligngpt.harness import prepare as prep
 
 from .builders_gqa_pope_mme import (
@@ -99,7 +100,7 @@ def comparable(samples: list[Sample], task: str) -> list[tuple]:
 
 def run_prepare(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="aligngpt-eval")
-    prep.add_prepare_parser(parser.add_subparsers(dest="command"))
+    add_prepare_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

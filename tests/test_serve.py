@@ -30,9 +30,10 @@ from aligngpt.data.images import open_image
 from aligngpt.judge import JudgeClient
 from aligngpt.processing.conversation import build_prompt
 from aligngpt.serve import (
-    ChatServer, ModelRunner, ServeConfig, Turn, add_serve_parser, create_server, parse_chat_request, render_chat,
+    ChatServer, ModelRunner, ServeConfig, Turn, create_server, parse_chat_request, render_chat,
 )
 from aligngpt.serve import ApiError, Batcher, QueueFull
+from aligngpt.cli.serve_cli import add_serve_parser
 from aligngpt.serve.protocol import Decoding
 from aligngpt.serve.runner import Prepared, trim_at_stop
 
@@ -440,7 +441,7 @@ def test_binds_loopback_by_default():
     for bad in (["--max-batch-size", "0"], ["--port", "70000"], ["--batch-window-ms", "-1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["serve", *bad])
-    from aligngpt.serve import _is_loopback
+    from aligngpt.cli.serve_cli import _is_loopback
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
 
@@ -753,7 +754,7 @@ def test_cmd_serve_end_to_end(official_tiny, tiny, images, tmp_path):
         port = probe.getsockname()[1]
     script = (
         "import argparse, sys\n"
-        "from aligngpt.serve import add_serve_parser, cmd_serve\n"
+        "from aligngpt.cli.serve_cli import add_serve_parser, cmd_serve\n"
         "p = argparse.ArgumentParser(); add_serve_parser(p.add_subparsers(dest='command'))\n"
         "sys.exit(cmd_serve(p.parse_args(sys.argv[1:])))\n"
     )

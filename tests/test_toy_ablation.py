@@ -38,7 +38,7 @@ def test_training_commands_and_resume(tmp_path, monkeypatch):
     work = _fake_work(tmp_path)
     runner = ab.Ablation(work, Recipe(), threads=2, device="cuda")
     runner.train(jobs=3)
-    argvs = [c[c.index("aligngpt.training.cli") + 1:] for c in calls]
+    argvs = [c[c.index("aligngpt.cli.train_cli") + 1:] for c in calls]
     by_stage: dict[str, list[list[str]]] = {}
     for a in argvs:
         by_stage.setdefault(a[0], []).append(a)

@@ -42,7 +42,7 @@ def _launch_two(args: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "aligngpt.training.cli", *args, "--ddp-backend", "gloo", "--gradient-accumulation-steps", "1"]
+           "-m", "aligngpt.cli.train_cli", *args, "--ddp-backend", "gloo", "--gradient-accumulation-steps", "1"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -13,7 +13,7 @@ import torch
 
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.training.bucketing import bucketize, quantile_levels, width_levels
-from aligngpt.training.cli import main as cli_main
+from aligngpt.cli.train_cli import main as cli_main
 from aligngpt.training.journal import ScoreJournal
 from aligngpt.training.scoring import KILL_AFTER_ENV, ScoreOptions, score_alignment
 from aligngpt.training.toy import write_clip
@@ -174,7 +174,7 @@ def test_killed_and_restarted_gives_identical_output(tmp_path, clip_dir):
 
     crash = _opts(crash_root, clip_dir, "scored.json")
     env = {**os.environ, KILL_AFTER_ENV: "2"}
-    proc = subprocess.run([sys.executable, "-m", "aligngpt.training.cli", *_cli_args(crash)],
+    proc = subprocess.run([sys.executable, "-m", "aligngpt.cli.train_cli", *_cli_args(crash)],
                           env=env, cwd=REPO, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]  # SIGKILLed itself after 2 batches
     assert not crash.out.exists()

@@ -6,7 +6,7 @@ import json
 import torch
 
 import aligngpt
-from aligngpt.training.cli import main
+from aligngpt.cli.train_cli import main
 
 
 def test_toy_recipe_end_to_end(tmp_path, capsys):

@@ -78,10 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list tasks, their data sources and how they are scored")
 
-    from ..serve import add_serve_parser
+    from .serve_cli import add_serve_parser
     from .report_cli import add_report_parsers
 
-    from ..harness.prepare import add_prepare_parser
+    from .prepare_cli import add_prepare_parser
 
     add_serve_parser(sub)
     add_report_parsers(sub)
@@ -297,7 +297,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from ..serve import cmd_serve as serve
+    from .serve_cli import cmd_serve as serve
 
     return serve(args)
 
@@ -312,7 +312,7 @@ def _report_command(name: str):
 
 
 COMMANDS = {"run": cmd_run, "score": cmd_score, "tasks": cmd_tasks, "bench": cmd_bench, "serve": cmd_serve,
-            "prepare": lambda args: __import__("aligngpt.harness.prepare", fromlist=["cmd_prepare"]).cmd_prepare(args),
+            "prepare": lambda args: __import__("aligngpt.cli.prepare_cli", fromlist=["cmd_prepare"]).cmd_prepare(args),
             "grid": _report_command("grid"), "table": _report_command("table"), "plot": _report_command("plot"),
             "view": lambda args: __import__("aligngpt.cli.view_cli", fromlist=["cmd_view"]).cmd_view(args)}
 

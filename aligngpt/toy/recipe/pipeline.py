@@ -288,7 +288,7 @@ def _emptied(stage_dir: Path) -> Path:
 def train_into(out: Path, argv: list[str], env: dict) -> None:
     """One ``aligngpt-train`` command writing into ``out``, emptied first (no optimizer state or
     checkpoint of an earlier attempt is resumed from); its output goes to ``out/stage.log``."""
-    _run([sys.executable, "-m", "aligngpt.training.cli", *argv], env, _emptied(out) / "stage.log")
+    _run([sys.executable, "-m", "aligngpt.cli.train_cli", *argv], env, _emptied(out) / "stage.log")
 
 
 def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.Namespace) -> None:

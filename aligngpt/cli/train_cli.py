@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_score(ns: argparse.Namespace) -> int:
-    from .scoring import ScoreOptions, score_alignment
+    from ..training.scoring import ScoreOptions, score_alignment
 
     opts = ScoreOptions(
         data=Path(ns.data),
@@ -218,7 +218,7 @@ def _run_score(ns: argparse.Namespace) -> int:
 
 
 def _run_train(ns: argparse.Namespace) -> int:
-    from .run import TrainOptions, train
+    from ..training.run import TrainOptions, train
 
     values = {k: v for k, v in vars(ns).items() if k not in ("command", "verbose")}
     result = train(TrainOptions(stage=ns.command, **values))
@@ -235,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command == "score-alignment":
             return _run_score(ns)
         if ns.command == "toy-setup":
-            from .toy import setup_toy
+            from ..training.toy import setup_toy
 
             paths = setup_toy(Path(ns.root), n_pretrain=ns.pretrain_samples, n_instruct=ns.instruct_samples, seed=ns.seed)
             print(json.dumps(paths, indent=2))
             return 0
         if ns.command == "merge-lora":
-            from .lora import merge_lora
+            from ..training.lora import merge_lora
 
             print(merge_lora(ns.run_dir, ns.out))
             return 0
