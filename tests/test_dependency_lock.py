@@ -54,7 +54,7 @@ def test_every_declared_requirement_is_pinned_inside_its_range():
 
 
 @pytest.mark.skipif(os.environ.get("ALIGNGPT_UNLOCKED") == "1",
-                    reason="scripts/check_newest_deps.sh installs the newest versions, not the lock")
+                    reason="dev/check_newest_deps.sh installs the newest versions, not the lock")
 def test_lock_is_exactly_what_pyproject_pulls_in():
     pins = lock_pins()
     installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}

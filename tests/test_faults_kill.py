@@ -1,6 +1,6 @@
 """SIGKILL at random points of `run` and of `score-alignment`, then resume: identical answers.
 
-A small count of scripts/kill_resume_soak.py (the full 50-kill check is the script itself):
+A small count of dev/kill_resume_soak.py (the full 50-kill check is the script itself):
 random batch counts, scoring, the results write and a wall-clock timer for ``run``; random
 batch counts and the timer for ``score-alignment``. Each trial kills a real subprocess with
 SIGKILL, resumes with the same command, and compares with an uninterrupted run. Fixed points
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.script_loader import load_script
-
 
 def _soak():
-    return load_script("kill_resume_soak")
+    from dev import kill_resume_soak
+
+    return kill_resume_soak
 
 
 def test_kind_schedule_covers_every_kind_early():

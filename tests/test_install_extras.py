@@ -27,12 +27,7 @@ PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar (model loading prints them before
 
 
 def _modules() -> list[str]:
-    names = []
-    for info in pkgutil.walk_packages(aligngpt.__path__, "aligngpt."):
-        if info.name.startswith("aligngpt.toy.recipe.__main__"):
-            continue
-        names.append(info.name)
-    return names
+    return [info.name for info in pkgutil.walk_packages(aligngpt.__path__, "aligngpt.")]
 
 
 def _commands(tmp: Path, pope_hf: Path) -> list[dict]:

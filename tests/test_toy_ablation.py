@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from aligngpt.toy.recipe import ablation as ab
-from aligngpt.toy.recipe import pipeline
-from aligngpt.toy.recipe.pipeline import Recipe, Work
+from dev.toy_recipe import ablation as ab
+from dev.toy_recipe import pipeline
+from dev.toy_recipe.pipeline import Recipe, Work
 
 
 def test_variants_cover_tables_3_and_4_the_baseline_and_the_random_table():

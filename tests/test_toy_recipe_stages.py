@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from aligngpt.toy.recipe import pipeline
-from aligngpt.toy.recipe.pipeline import Recipe, Work, run_stage
-from aligngpt.toy.recipe.results import write_results
+from dev.toy_recipe import pipeline
+from dev.toy_recipe.pipeline import Recipe, Work, run_stage
+from dev.toy_recipe.results import write_results
 
 
 def _run_dir(work: Work, name: str) -> None:
@@ -45,7 +45,7 @@ def test_results_stage_refuses_to_choose_between_evaluations(tmp_path):
 def test_device_flag_reaches_the_training_stages_and_the_base_lm_loop(tmp_path, monkeypatch):
     """``all --device cuda`` drops ``--use-cpu`` from the aligngpt-train stages and tells the base-LM
     loop where to train; the default stays the deterministic CPU path."""
-    from aligngpt.toy.recipe.loop import train_device
+    from dev.toy_recipe.loop import train_device
 
     work = Work(tmp_path)
     monkeypatch.setenv("ALIGNGPT_TOY_DEVICE", "cpu")  # restored after the test (run_all sets it)
@@ -61,3 +61,23 @@ def test_device_flag_reaches_the_training_stages_and_the_base_lm_loop(tmp_path, 
     device, finetune_argv = seen["finetune"]
     assert device == "cuda" and "--use-cpu" not in finetune_argv
     assert pipeline.build_parser().parse_args(["all", "--work", "w"]).device == "cpu"
+
+
+def test_output_folders_are_only_those_the_command_line_names(tmp_path, monkeypatch):
+    """The install, evaluate and results stages need their folders named; relative ones are taken
+    from the current directory (the stage processes start elsewhere), and nothing defaults to a
+    folder next to the recipe's source."""
+    monkeypatch.setenv("ALIGNGPT_TOY_DEVICE", "cpu")
+    monkeypatch.setattr(pipeline, "run_stage", lambda *a: None)
+    parse = pipeline.build_parser().parse_args
+    for argv, flag in ((["--until", "install"], "--install-to"), (["--from", "evaluate"], "--install-to"),
+                       (["--install-to", "m"], "--results-dir")):
+        with pytest.raises(SystemExit, match=f"needs {flag} DIR"):
+            pipeline.run_all(parse(["all", "--work", str(tmp_path / "w"), *argv]))
+    assert not (tmp_path / "w").exists()  # refused before anything was written
+    pipeline.run_all(parse(["all", "--work", str(tmp_path / "w"), "--skip", "install", "--skip", "evaluate",
+                            "--skip", "results"]))
+    monkeypatch.chdir(tmp_path)
+    opts = parse(["all", "--work", "w", "--install-to", "model", "--results-dir", "out/toy"])
+    pipeline.run_all(opts)
+    assert opts.install_dir == str(tmp_path / "model") and opts.results_dir == str(tmp_path / "out" / "toy")

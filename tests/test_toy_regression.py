@@ -8,8 +8,8 @@ sums out of 2000 / 800; the breakdowns, over fewer questions, ``breakdown_tolera
 change that breaks the model, the processor, the prompts, the engine, a loader or an evaluator
 shows up there; so does a committed file that no longer matches the committed model (MME
 cognition was once recorded 50 points above what the model answers). When a change is meant to
-move the numbers, ``python scripts/refresh_toy_metrics.py`` rewrites the values (or retrain with
-``python scripts/train_toy_model.py``).
+move the numbers, ``python -m dev.refresh_toy_metrics --results-dir results/toy`` rewrites the values
+(or retrain with ``python -m dev.train_toy_model``).
 
 The cheaper tests check the committed file itself: every locally scored task is present, the
 acceptance bar (halfway from chance to perfect) is recorded -- and, while issue 6 criterion 2 is unmet, known
@@ -193,12 +193,12 @@ def test_bundled_model_has_not_regressed(tmp_path):
     current = headlines(results, ref)
     problems = regressions(current, ref) + mismatches(results, ref)
     summary = ", ".join(f"{t} {v:.1f}" for t, v in current.items())
-    assert not problems, ("toy regression (scripts/refresh_toy_metrics.py rewrites the committed values when a change "
-                          "is meant to move them):\n  " + "\n  ".join(problems) + f"\nall scores: {summary}")
+    assert not problems, ("toy regression (python -m dev.refresh_toy_metrics --results-dir results/toy rewrites "
+                          "the committed values when a change is meant to move them):\n  " + "\n  ".join(problems) + f"\nall scores: {summary}")
 
 
 def test_refresh_rewrites_only_the_values_that_changed(tmp_path):
-    from aligngpt.toy.recipe.results import refresh_results
+    from dev.toy_recipe.results import refresh_results
 
     (tmp_path / "metrics.json").write_text(METRICS.read_text())
     ref = committed()

@@ -378,9 +378,8 @@ def test_grid_folder_shows_cis_and_paired_deltas_against_its_baseline(browser, t
 
 @needs_browser
 def test_bench_script_runs_on_a_small_synthetic_run(tmp_path, monkeypatch, capsys):
-    from tests.script_loader import load_script
+    from dev import bench_viewer as bench
 
-    bench = load_script("bench_viewer")
     monkeypatch.setattr(bench, "TASKS", {"gqa": (60, ("open", "binary"), "exact"),
                                          "vqav2_val": (40, ("yes/no", "other"), "vqa")})
     out = tmp_path / "bench.txt"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from aligngpt.toy.recipe.backbones import CHATML_TEMPLATE as CHATML_JINJA
+from dev.toy_recipe.backbones import CHATML_TEMPLATE as CHATML_JINJA
 
 CORPUS = [
     "a red square above a blue circle", "the cat sits on the mat", "what colour is the square?",

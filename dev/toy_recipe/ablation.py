@@ -1,9 +1,11 @@
 """The paper's ablations re-run on the toy world: Table 3, Table 4, the baseline and Fig. 5.
 
-``python scripts/toy_ablation.py --work WORK`` (after ``scripts/train_toy_model.py --work WORK``)
-trains every variant with ``aligngpt-train`` from the recipe's own data, tiny CLIP and base LM,
-evaluates them all with ``aligngpt-eval grid`` on the locally scored toy tasks, and writes the
-tables, figures and significance summary to ``results/toy_ablation/``:
+``python -m dev.toy_ablation --work WORK --out DIR`` (from the repository root, after
+``python -m dev.train_toy_model --work WORK ...``) trains every variant with ``aligngpt-train`` from
+the recipe's own data, tiny CLIP and base LM, evaluates them all with ``aligngpt-eval grid`` on the
+locally scored toy tasks, and writes the tables, figures and significance summary to ``DIR``
+(the committed ones: ``--out results/toy_ablation``). ``--bundled-results results/toy`` adds the
+comparison of the retrained N = 8 row with the bundled model's committed scores:
 
 ===========  ==========================================================  =====================
 variant      what changes (everything else is the recipe's)              paper
@@ -39,7 +41,7 @@ from typing import Optional
 
 import yaml
 
-from .pipeline import LOCAL_TASKS, REPO_ROOT, Recipe, Work, _run, _train_common, stage_env, train_into
+from .pipeline import LOCAL_TASKS, Recipe, Work, _run, _train_common, stage_env, train_into
 
 #: Table 3's level counts (the paper: 4, 6, 8, 10; 8 is AlignGPT's default).
 LEVELS = (4, 6, 8, 10)
@@ -72,11 +74,13 @@ def _slug(name: str) -> str:
 
 class Ablation:
     def __init__(self, work: Work, recipe: Recipe, threads: int, device: str = "cpu",
-                 work_arg: str | None = None) -> None:
+                 work_arg: str | None = None, bundled_results: str | None = None) -> None:
         self.work, self.recipe, self.threads, self.device = work, recipe, threads, device
         self.root = work.root / "ablation"
         self.env = stage_env(threads)
         self.work_arg = work_arg or str(work.root)  # as the user typed it, for the README
+        #: the bundled model's results folder (its metrics.json), as the user typed it; None: no comparison
+        self.bundled_results = bundled_results
 
     # ------------------------------------------------------------------ folders
     def stage1_dir(self, key: str) -> Path:
@@ -270,7 +274,7 @@ def render_readme(ablation: Ablation, grid: dict, out_dir: Path, groups: dict, s
              "CI over questions; † marks a paired-bootstrap difference from the `none` row (LLaVA-1.5",
              "baseline) with p < 0.05.", "",
              "Regenerate (recipe first, then the ablation):", "", "```bash",
-             f"python scripts/train_toy_model.py --work {ablation.work_arg} --recipe {_repo_relative(out_dir)}/recipe.json "
+             f"python -m dev.train_toy_model --work {ablation.work_arg} --recipe {_cwd_relative(out_dir)}/recipe.json "
              "--until base_lm", command_line, "```", "",
              "(`recipe.json` pins the recipe these rows were trained with; the ablation needs only the recipe's",
              "data, tokenizer, CLIP and base LM, hence `--until base_lm`.)", ""]
@@ -294,9 +298,10 @@ def render_readme(ablation: Ablation, grid: dict, out_dir: Path, groups: dict, s
     return "\n".join(lines)
 
 
-def _repo_relative(path: Path) -> str:
+def _cwd_relative(path: Path) -> str:
+    """``path`` relative to the current directory (where the commands are run) when inside it."""
     try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -304,7 +309,9 @@ def _repo_relative(path: Path) -> str:
 def replicate_note(ablation: Ablation, grid: dict) -> list[str]:
     """The N = recipe-levels row is a retrained replicate of the bundled model: how far apart are
     the two? (Training-run variance, which bootstrap intervals over questions do not include.)"""
-    bundled = REPO_ROOT / "results" / "toy" / "metrics.json"
+    if not ablation.bundled_results:
+        return []
+    bundled = Path(ablation.bundled_results) / "metrics.json"
     if not bundled.is_file():
         return []
     ref = json.loads(bundled.read_text())["tasks"]
@@ -326,7 +333,7 @@ def replicate_note(ablation: Ablation, grid: dict) -> list[str]:
     largest = max(diffs, key=lambda d: abs(d[1] - d[2]))
     lines = [f"## Training-run variance", "",
              f"The `{name}` row is the recipe's own model retrained here; the bundled model "
-             "(`results/toy/`) is the same recipe trained once more on a CPU. Their scores:", "",
+             f"(`{ablation.bundled_results.rstrip('/')}/`) is the same recipe trained once more on a CPU. Their scores:", "",
              "| task | this ablation | bundled | difference |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {t} | {a:.1f} | {b:.1f} | {a - b:+.1f} |" for t, a, b in diffs]
     lines += ["", f"The largest gap ({largest[0]}, {largest[1] - largest[2]:+.1f}) is as large as most ablation "
@@ -364,9 +371,13 @@ def significance_summary(data: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python scripts/toy_ablation.py", description=__doc__.split("\n")[0])
-    p.add_argument("--work", required=True, help="the work folder of a finished scripts/train_toy_model.py run")
-    p.add_argument("--out", default=str(REPO_ROOT / "results" / "toy_ablation"))
+    p = argparse.ArgumentParser(prog="python -m dev.toy_ablation", description=__doc__.split("\n")[0])
+    p.add_argument("--work", required=True, help="the work folder of a finished dev.train_toy_model run")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="where the tables, figures and README go (the committed ones: results/toy_ablation)")
+    p.add_argument("--bundled-results", default=None, metavar="DIR",
+                   help="the bundled model's results folder (results/toy): adds the training-run variance "
+                        "section, the retrained N=8 row against its committed scores")
     p.add_argument("--threads", type=int, default=2, help="torch threads per training process (as the recipe)")
     p.add_argument("--jobs", type=int, default=1, help="variants trained at once (one process each)")
     p.add_argument("--train-device", choices=("cpu", "cuda"), default="cpu",
@@ -385,9 +396,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     for stage in ("data", "clip", "base_lm"):
         if not work.done(stage).is_file():
             raise SystemExit(f"{work.root}: the recipe's '{stage}' stage has not finished; "
-                             f"run scripts/train_toy_model.py --work {work.root} first")
+                             f"run python -m dev.train_toy_model --work {work.root} first")
+    if opts.bundled_results and not (Path(opts.bundled_results) / "metrics.json").is_file():
+        raise SystemExit(f"--bundled-results {opts.bundled_results}: no metrics.json there")
     recipe = work.read_recipe()
-    ablation = Ablation(work, recipe, opts.threads, opts.train_device, work_arg=opts.work)
+    ablation = Ablation(work, recipe, opts.threads, opts.train_device, work_arg=opts.work,
+                        bundled_results=opts.bundled_results)
     started = time.time()
     ablation.train(opts.jobs)
     print(f"[toy ablation] trained in {time.time() - started:.0f}s", file=sys.stderr, flush=True)
@@ -398,6 +412,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"[toy ablation] evaluated at {time.time() - started:.0f}s", file=sys.stderr, flush=True)
     if opts.until == "evaluate":
         return 0
-    write_reports(ablation, Path(opts.out), "python scripts/toy_ablation.py " + " ".join(argv))
+    write_reports(ablation, Path(opts.out), "python -m dev.toy_ablation " + " ".join(argv))
     print(f"[toy ablation] reports in {opts.out} at {time.time() - started:.0f}s", file=sys.stderr, flush=True)
     return 0

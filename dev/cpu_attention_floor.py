@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where the batched engine's CPU time goes on the official-tiny bench, and what that bounds.
 
-    python scripts/cpu_attention_floor.py [--batch-size 16] [--questions 64]
+    python dev/cpu_attention_floor.py [--batch-size 16] [--questions 64]
 
 Issue 7 asks for 4x the reference-style batch-1 loop on this fixture. Its model is 64 wide
 with 577-token image sequences, so almost all arithmetic is attention, whose cost per question

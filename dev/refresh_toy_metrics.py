@@ -2,9 +2,9 @@
 
 For a committed record that no longer matches the committed model (the training record is kept;
 only the evaluated values are re-derived, by the recipe's own ``headline_rows``). Prints every
-value that changed::
+value that changed. From the repository root::
 
-    python scripts/refresh_toy_metrics.py [--results-dir results/toy]
+    python -m dev.refresh_toy_metrics --results-dir results/toy
 """
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", default=str(REPO / "results" / "toy"))
+    parser.add_argument("--results-dir", required=True, metavar="DIR",
+                        help="the folder of the committed metrics.json and README.md (results/toy)")
     args = parser.parse_args(argv)
     from aligngpt.cli.eval_cli import main as eval_main
-    from aligngpt.toy.recipe.results import refresh_results
+    from dev.toy_recipe.results import refresh_results
 
     committed = json.loads((Path(args.results_dir) / "metrics.json").read_text())
     command = shlex.split(committed["eval_command"])  # aligngpt-eval run ... --fresh

@@ -135,7 +135,7 @@ def render_readme(out: dict) -> str:
         "# Toy results: the bundled model on the bundled toy data",
         "",
         "Scores of the bundled tiny AlignGPT (`aligngpt/toy_assets/model/`, trained by the recipe in",
-        "`aligngpt/toy/recipe/`) on every locally scored toy task (300 questions per task; POPE 300 per",
+        "`dev/toy_recipe/`) on every locally scored toy task (300 questions per task; POPE 300 per",
         "split, MMBench with its circular copies). Synthetic data: these numbers say the pipeline works",
         "and catch regressions; they are not comparable to the paper's. `halfway` is the midpoint between",
         "chance and a perfect score, the acceptance bar of the bundled model.",
@@ -198,11 +198,11 @@ def render_readme(out: dict) -> str:
             "",
             f"{len(below)} of {len(out['tasks'])} headline metrics are below halfway from chance to perfect "
             f"({', '.join(below)}).",
-            "[`lm_reading.md`](lm_reading.md) (`python scripts/toy_lm_reading.py --work WORK`) measures where the",
-            "chain image -> projector -> language model breaks for the recipe run in WORK.",
-            "[`recipe_sweep.md`](recipe_sweep.md) trains longer variants of the recipe on a GPU, and",
-            "[`mc_probe_chat.md`](mc_probe_chat.md) and [`mc_probe.md`](mc_probe.md) (`scripts/toy_mc_probe.py`)",
-            "time how long a model of the base LM's shape takes to learn to answer with an option's letter.",
+            "[`lm_reading.md`](lm_reading.md) records where the chain image -> projector -> language model",
+            "breaks for one recipe run, [`recipe_sweep.md`](recipe_sweep.md) trains longer variants of the recipe",
+            "on a GPU, and [`mc_probe_chat.md`](mc_probe_chat.md) and [`mc_probe.md`](mc_probe.md) time how long",
+            "a model of the base LM's shape takes to learn to answer with an option's letter (each record names",
+            "the script that made it and the commit that holds it).",
             "",
         ]
     return "\n".join(lines)
@@ -215,7 +215,7 @@ def _render_backbone(out: dict, backbone: str) -> str:
     intro = [
         f"# Toy results: the `{backbone}` backbone on the bundled toy data",
         "",
-        f"The toy recipe run with `--backbone {backbone}` (see `aligngpt/toy/recipe/backbones.py`): same data,",
+        f"The toy recipe run with `--backbone {backbone}` (see `dev/toy_recipe/backbones.py`): same data,",
         "sizes and stages as the bundled model, on a Qwen2-shaped base LM and a SigLIP-shaped tower, evaluated",
         "with `--conv-mode auto` (ChatML prompts). Not the bundled model, not checked by CI, and no target is set",
         "for these scores; synthetic data, not comparable to the paper's.",

@@ -5,7 +5,7 @@ writes its comparison report, opens it in headless Chromium, lists the questions
 between the two cells and saves a screenshot of the page, cropped and reduced to a palette so
 the PNG stays small.
 
-    python scripts/viewer_screenshot.py --out docs/images/viewer.png
+    python dev/viewer_screenshot.py --out docs/images/viewer.png
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ or by the timer; its output JSON must be byte-identical to an uninterrupted scor
 
 Usage::
 
-    python scripts/kill_resume_soak.py                 # 50 run kills + 10 score-alignment kills
-    python scripts/kill_resume_soak.py --kills 3 --alignment-kills 0 --kinds batch,score,results
+    python dev/kill_resume_soak.py                 # 50 run kills + 10 score-alignment kills
+    python dev/kill_resume_soak.py --kills 3 --alignment-kills 0 --kinds batch,score,results
 
 Exit status 0 when every trial passes, 1 otherwise; a summary table goes to stdout.
 """

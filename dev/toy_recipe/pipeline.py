@@ -1,7 +1,11 @@
 """The whole toy recipe as one command: data -> tokenizer -> CLIP -> base LM -> AlignGPT -> scores.
 
-``python scripts/train_toy_model.py --work /tmp/toyrun`` (same as ``python -m
-aligngpt.toy.recipe all --work ...``) runs, in order:
+From the repository root (``dev/`` is not installed with the package)::
+
+    python -m dev.train_toy_model --work /tmp/toyrun \
+        --install-to aligngpt/toy_assets/model --results-dir results/toy
+
+(the same as ``python -m dev.toy_recipe all ...``) runs, in order:
 
 =============  ==============================================================================
 ``data``       :func:`aligngpt.toy.generate_toy_data` (caption pairs + instruction mix)
@@ -11,9 +15,9 @@ aligngpt.toy.recipe all --work ...``) runs, in order:
 ``score``      ``aligngpt-train score-alignment`` (CLIP similarity -> N levels)
 ``pretrain``   ``aligngpt-train pretrain`` (stage 1: projector + alignment table)
 ``finetune``   ``aligngpt-train finetune`` (stage 2: LLM + projector + gate)
-``install``    copies the stage-2 checkpoint into ``aligngpt/toy_assets/model/``
+``install``    copies the stage-2 checkpoint into ``--install-to DIR``
 ``evaluate``   ``aligngpt-eval run`` on every locally scored toy task (bundled toy data)
-``results``    writes ``results/toy/metrics.json`` and ``results/toy/README.md``
+``results``    writes ``metrics.json`` and ``README.md`` into ``--results-dir DIR``
 =============  ==============================================================================
 
 Each stage runs in its own Python process with the same thread settings (``--threads``,
@@ -21,6 +25,11 @@ default 2), writes into ``WORK/<stage>/`` and leaves a ``.done`` marker, so an i
 continues where it stopped (``--from STAGE`` redoes a stage and everything after it).
 The training stages call the real ``aligngpt-train`` command line, so the bundled model is
 exactly what that tool produces.
+
+Every output goes where the command line says: ``--work`` for intermediate files, ``--install-to``
+for the checkpoint (required when the install or evaluate stage runs; other backbones default to
+``WORK/model``) and ``--results-dir`` for the results page (required when the results stage runs).
+Relative paths are taken from the current directory. Nothing is written next to this file.
 
 Runtime settings, applied to every stage process: ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP threads
 sleep instead of spinning, which otherwise collapses throughput when the 2 cores are shared)
@@ -50,7 +59,9 @@ from .loop import train_device
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+#: The folder ``dev`` is imported from (a source checkout; ``dev/`` is never installed). Stage
+#: processes start there so that ``python -m dev.toy_recipe`` resolves; nothing is written there.
+IMPORT_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("data", "tokenizer", "clip", "base_lm", "score", "pretrain", "finetune", "install", "evaluate", "results")
 #: The locally scored toy tasks, in the order results are reported.
 LOCAL_TASKS = ("gqa", "pope", "mme", "scienceqa_img", "textvqa", "seed_image", "mmbench", "mmbench_cn",
@@ -58,8 +69,9 @@ LOCAL_TASKS = ("gqa", "pope", "mme", "scienceqa_img", "textvqa", "seed_image", "
 INSTALL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")  # + the tokenizer's files
 #: What the bundled config names as its vision tower (the weights are embedded in the checkpoint).
 TOWER_NAME = "aligngpt-toy-clip"
-DEFAULT_INSTALL_DIR = str(REPO_ROOT / "aligngpt" / "toy_assets" / "model")
-DEFAULT_RESULTS_DIR = str(REPO_ROOT / "results" / "toy")
+#: The stages that need a folder named on the command line, and the flag that names it.
+NEEDS_FOLDER = {"install": ("install_dir", "--install-to"), "evaluate": ("install_dir", "--install-to"),
+                "results": ("results_dir", "--results-dir")}
 
 
 @dataclass
@@ -272,7 +284,7 @@ def install(work: Work, target: Path) -> None:
 def _run(cmd: list[str], env: dict, log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as fh:
-        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
+        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=str(IMPORT_ROOT))
     if proc.returncode != 0:
         tail = log_file.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"stage command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
@@ -301,7 +313,7 @@ def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.N
     stage_dir.mkdir(parents=True, exist_ok=True)
     logs = stage_dir / "stage.log"
     if name in IN_PROCESS:
-        _run([sys.executable, "-m", "aligngpt.toy.recipe", "stage", name, "--work", str(work.root)], env, logs)
+        _run([sys.executable, "-m", "dev.toy_recipe", "stage", name, "--work", str(work.root)], env, logs)
     elif name == "install":
         install(work, Path(opts.install_dir))
     elif name == "evaluate":
@@ -313,19 +325,32 @@ def run_stage(name: str, work: Work, recipe: Recipe, env: dict, opts: argparse.N
         write_results(work, Path(opts.results_dir), opts.command_line)
 
 
+def check_folders(opts: argparse.Namespace, stages: list[str]) -> None:
+    """Every output folder the given stages need is named; each becomes absolute (from the
+    current directory), so the stage processes, which start elsewhere, write where the user said."""
+    for name in stages:
+        attr, flag = NEEDS_FOLDER.get(name, (None, None))
+        if attr and not getattr(opts, attr, None):
+            raise SystemExit(f"the {name} stage needs {flag} DIR (the bundled model's run passes "
+                             "--install-to aligngpt/toy_assets/model --results-dir results/toy)")
+    for attr in ("install_dir", "results_dir"):
+        if getattr(opts, attr, None):
+            setattr(opts, attr, str(Path(getattr(opts, attr)).resolve()))
+
+
 def run_all(opts: argparse.Namespace) -> dict:
     work = Work(opts.work)
-    work.root.mkdir(parents=True, exist_ok=True)
     recipe = Recipe()
     if opts.recipe:
         recipe = Recipe.from_dict(json.loads(Path(opts.recipe).read_text()))
     if getattr(opts, "backbone", None):
         recipe = dataclasses.replace(recipe, backbone=check_backbone(opts.backbone))
-    if recipe.backbone != "llama-clip":  # never overwrite the bundled model or its committed results
+    if recipe.backbone != "llama-clip":  # never the bundled model's folder unless asked for
         opts.install_dir = opts.install_dir or str(work.root / "model")
-        opts.results_dir = opts.results_dir or str(REPO_ROOT / "results" / "toy" / recipe.backbone)
-    opts.install_dir = opts.install_dir or DEFAULT_INSTALL_DIR
-    opts.results_dir = opts.results_dir or DEFAULT_RESULTS_DIR
+    redo = STAGES.index(opts.from_stage) if opts.from_stage else len(STAGES)
+    last = STAGES.index(opts.until) if opts.until else len(STAGES) - 1
+    check_folders(opts, [name for name in STAGES[: last + 1] if name not in opts.skip])
+    work.root.mkdir(parents=True, exist_ok=True)
     new = recipe.to_json()
     if work.recipe_file.is_file() and work.recipe_file.read_text() != new and not opts.from_stage:
         raise SystemExit(f"{work.recipe_file} holds a different recipe; use a fresh --work or --from data")
@@ -334,8 +359,6 @@ def run_all(opts: argparse.Namespace) -> dict:
     env = stage_env(opts.threads)
     timings_path = work.root / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    redo = STAGES.index(opts.from_stage) if opts.from_stage else len(STAGES)
-    last = STAGES.index(opts.until) if opts.until else len(STAGES) - 1
     for i, name in enumerate(STAGES[: last + 1]):
         if name in opts.skip:
             continue
@@ -354,7 +377,7 @@ def run_all(opts: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aligngpt.toy.recipe",
+    p = argparse.ArgumentParser(prog="python -m dev.toy_recipe",
                                 description="Train the bundled toy AlignGPT end to end and record its scores.")
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("all", help="every stage, in order (resumes from the .done markers)")
@@ -366,9 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "but only the CPU reproduces the committed numbers)")
     a.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="llama-clip (the bundled model; default) or qwen2-siglip (Qwen2-shaped LM, SigLIP-shaped tower)")
-    a.add_argument("--install-dir", default=None,
-                   help="where the checkpoint goes (default: the bundled model folder; WORK/model for other backbones)")
-    a.add_argument("--results-dir", default=None, help="default: results/toy (results/toy/BACKBONE for other backbones)")
+    a.add_argument("--install-to", dest="install_dir", default=None, metavar="DIR",
+                   help="where the install stage puts the checkpoint and the evaluate stage reads it (required for "
+                        "those stages with the default backbone; the bundled model is aligngpt/toy_assets/model; "
+                        "other backbones default to WORK/model)")
+    a.add_argument("--results-dir", default=None, metavar="DIR",
+                   help="where the results stage writes metrics.json and README.md (required for that stage; "
+                        "the committed ones are results/toy and results/toy/BACKBONE)")
     a.add_argument("--from", dest="from_stage", choices=STAGES, default=None, help="redo this stage and all after it")
     a.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
     a.add_argument("--skip", action="append", default=[], choices=STAGES, help="skip a stage (repeatable)")
@@ -386,7 +413,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         work = Work(opts.work)
         IN_PROCESS[opts.name](work, work.read_recipe())
         return 0
-    opts.command_line = "python scripts/train_toy_model.py " + " ".join(argv[1:])
+    opts.command_line = "python -m dev.train_toy_model " + " ".join(argv[1:])
     started = time.time()
     timings = run_all(opts)
     print(json.dumps({"work": str(Path(opts.work).resolve()), "seconds": round(time.time() - started, 1),

@@ -3,7 +3,7 @@
 # install, print what resolved, run the whole suite. With --write-lock, and only if the suite
 # passes, rewrite requirements/ci-lock.txt from that venv (review and commit it as its own step).
 #
-#   bash scripts/check_newest_deps.sh [--write-lock] [pytest args...]
+#   bash dev/check_newest_deps.sh [--write-lock] [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 write_lock=0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Does a toy model use the image? Two measurements behind issue 6's open criterion.
 
-    python scripts/toy_image_use.py [--model DIR] [--questions 300]
+    python dev/toy_image_use.py [--model DIR] [--questions 300]
 
 1. Questions drawn from the toy world ("Is there a red object in the image?", "Is there a star
    in the image?", half of them true), answered by greedy generation with the question's own

@@ -12,7 +12,7 @@ measures in Debian's headless Chromium (``aligngpt.report.headless``):
 
 Each browser figure is the median and the maximum of ``--repeats`` fresh page loads.
 
-    python scripts/bench_viewer.py --out results/viewer/bench.txt
+    python dev/bench_viewer.py --out results/viewer/bench.txt
 """
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# aligngpt-eval view on synthetic runs: {n} questions per run ({', '.join(f'{t} {v[0]}' for t, v in TASKS.items())}),",
              f"# {args.images} distinct 336 px images (25 questions each), 160 px JPEG thumbnails;",
              f"# headless Chromium (Debian package), median / max of {args.repeats} fresh page loads.",
-             f"# command: python scripts/bench_viewer.py --out {args.out} --repeats {args.repeats} --images {args.images}",
+             f"# command: python dev/bench_viewer.py --out {args.out} --repeats {args.repeats} --images {args.images}",
              "# open = navigation start to the first frame after the page script; filter = control change to the next painted frame.",
              ""]
     report = {}
