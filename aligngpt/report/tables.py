@@ -35,45 +35,55 @@ class Column:
         return ((self.key, self.metric),) + self.fallbacks
 
 
-COLUMNS: dict[str, Column] = {c.key: c for c in (
-    Column("vqav2", "VQAv2", "VQAv2", "accuracy", (("vqav2_val", "accuracy"),)),
-    Column("gqa", "GQA", "GQA", "accuracy"),
-    Column("vizwiz", "VizWiz", "VizWiz", "accuracy", (("vizwiz_val", "accuracy"),)),
-    Column("scienceqa_img", r"SQA\textsuperscript{I}", "SQA-I", "img_accuracy"),
-    Column("textvqa", "TextVQA", "TextVQA", "accuracy"),
-    Column("pope", "POPE", "POPE", "f1"),
-    Column("mme", "MME", "MME", "perception"),
-    Column("mmbench", "MMB", "MMB", "circular_accuracy"),
-    Column("mmbench_cn", r"MMB\textsuperscript{CN}", "MMB-CN", "circular_accuracy"),
-    Column("seed_image", r"SEED\textsuperscript{I}", "SEED-I", "image_accuracy"),
-    Column("llava_bench", r"LLaVA\textsuperscript{W}", "LLaVA-W", "relative_score"),
-    Column("mmvet", "MM-Vet", "MM-Vet", "total"),
-)}
+def _column_specs():
+    from ..harness.task_registry import ordered_specs
 
-ACADEMIC = ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa")
-INSTRUCTION = ("pope", "mme", "mmbench", "mmbench_cn", "seed_image", "llava_bench", "mmvet")
-LAYOUTS: dict[str, tuple[str, ...]] = {
-    "academic": ACADEMIC,
-    "instruction": INSTRUCTION,
-    "all": ACADEMIC + INSTRUCTION,
-    # the columns of the paper's ablation Tables 3 and 4
-    "ablation": ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa", "pope", "mme", "mmbench", "seed_image"),
-}
+    return [s for s in ordered_specs() if s.column is not None]
 
-#: What each column's number is, for the automatic footnote.
-_METRIC_NOTES = {
-    "vqav2": "VQAv2: VQA accuracy (test-dev, server)",
-    "vizwiz": "VizWiz: VQA accuracy (test, server)",
-    "scienceqa_img": "SQA-I: accuracy on the ScienceQA test questions with an image",
-    "textvqa": "TextVQA: val accuracy with OCR tokens in the prompt",
-    "pope": "POPE: F1 averaged over the random, popular and adversarial splits",
-    "mme": "MME: perception score (max 2000)",
-    "mmbench": "MMB: CircularEval accuracy (dev)",
-    "mmbench_cn": "MMB-CN: CircularEval accuracy (dev)",
-    "seed_image": "SEED-I: accuracy on the image questions",
-    "llava_bench": "LLaVA-W: judge relative score",
-    "mmvet": "MM-Vet: judge total score",
-}
+
+def columns() -> dict[str, Column]:
+    """Every table column in paper order, from the tasks' ``column`` sections; a task with
+    ``fallback_for`` fills another task's column where a row lacks that task."""
+    specs = _column_specs()
+    out: dict[str, Column] = {}
+    for spec in specs:
+        c = spec.column
+        if c.fallback_for:
+            continue
+        fallbacks = tuple((s.name, s.column.metric) for s in specs if s.column.fallback_for == spec.name)
+        out[c.key] = Column(c.key, c.latex, c.markdown, c.metric, fallbacks)
+    return out
+
+
+def layouts() -> dict[str, tuple[str, ...]]:
+    """Named column sets: the paper's two tables, both, and its ablation Tables 3-4."""
+    specs = [s for s in _column_specs() if not s.column.fallback_for]
+    academic = tuple(s.column.key for s in specs if s.column.group == "academic")
+    instruction = tuple(s.column.key for s in specs if s.column.group == "instruction")
+    return {
+        "academic": academic,
+        "instruction": instruction,
+        "all": academic + instruction,
+        "ablation": tuple(s.column.key for s in specs if s.column.ablation),
+    }
+
+
+def metric_notes() -> dict[str, str]:
+    """What each column's number is, for the automatic footnote."""
+    return {s.column.key: s.column.note for s in _column_specs() if s.column.note and not s.column.fallback_for}
+
+
+def __getattr__(name: str):
+    # The former constants, computed from the registry on access (plugin tasks included).
+    if name == "COLUMNS":
+        return columns()
+    if name == "LAYOUTS":
+        return layouts()
+    if name in ("ACADEMIC", "INSTRUCTION"):
+        return layouts()[name.lower()]
+    raise AttributeError(name)
+
+
 _FALLBACK_MARK = "§"
 _UNRANKED_MARK = "‡"
 _LATEX_MARKS = {"†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "*": "*"}
@@ -230,13 +240,14 @@ class _Cell:
 
 
 def _columns(layout: str | Sequence[str]) -> list[Column]:
-    keys = LAYOUTS.get(layout) if isinstance(layout, str) else tuple(layout)
+    named, cols = layouts(), columns()
+    keys = named.get(layout) if isinstance(layout, str) else tuple(layout)
     if keys is None:
-        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)} or a list of tasks")
-    unknown = [k for k in keys if k not in COLUMNS]
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(named)} or a list of tasks")
+    unknown = [k for k in keys if k not in cols]
     if unknown:
-        raise ValueError(f"unknown column(s) {unknown}; known: {', '.join(COLUMNS)}")
-    return [COLUMNS[k] for k in keys]
+        raise ValueError(f"unknown column(s) {unknown}; known: {', '.join(cols)}")
+    return [cols[k] for k in keys]
 
 
 def render_table(rows: Sequence[TableRow], layout: str | Sequence[str] = "all", fmt: str = "latex",
@@ -334,7 +345,8 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
     out: list[str] = []
     if auto:
         keys = [c.key for c in cols]
-        defs = [_METRIC_NOTES[k] for k in keys if k in _METRIC_NOTES]
+        meaning = metric_notes()
+        defs = [meaning[k] for k in keys if k in meaning]
         if defs:
             out.append(esc("Metrics: " + "; ".join(defs) + "."))
         if used_fallback:
@@ -376,7 +388,7 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
         for r in rows:
             for task, note in r.notes.items():
                 if task in keys:
-                    out.append(esc(f"{r.label}, {COLUMNS[task].markdown}: {note}."))
+                    out.append(esc(f"{r.label}, {columns()[task].markdown}: {note}."))
     out.extend(esc(n) for n in notes)
     return out
 
@@ -448,7 +460,7 @@ def load_run_row(run_dir: str | Path, label: str | None = None) -> TableRow:
 
 
 def _column_for_task(task: str) -> tuple[str, str] | None:
-    for col in COLUMNS.values():
+    for col in columns().values():
         for t, metric in col.candidates():
             if t == task:
                 return col.key, metric
