@@ -8,7 +8,7 @@ order, and a name may be defined only once:
 2. packages named by the ``aligngpt.tasks`` entry-point group (value: an importable package
    whose sub-folders are task folders);
 3. directories on the include path: ``ALIGNGPT_TASK_PATH`` (``os.pathsep``-separated) and
-   ``aligngpt-eval --include-path DIR`` (see :func:`add_include_path`). A directory is either
+   ``aligngpt-eval --include-path DIR`` (which extends that variable, see :func:`add_include_path`). A directory is either
    one task folder or a folder of task folders. Their code is imported as
    ``aligngpt_task_plugins.<task>``, so modules of one folder can import each other relatively.
 """
@@ -30,23 +30,23 @@ PATH_ENV = "ALIGNGPT_TASK_PATH"
 SPEC_FILE = "task.yaml"
 PLUGIN_PACKAGE = "aligngpt_task_plugins"
 
-_include_paths: list[Path] = []
 _cache: dict[tuple, dict[str, TaskSpec]] = {}
 
 
 def add_include_path(path: str | os.PathLike) -> None:
-    """Register a directory of task folders (or one task folder) for this process."""
+    """Register a directory of task folders (or one task folder): appended to ``ALIGNGPT_TASK_PATH``
+    of this process, so processes it starts (grid cells, data-parallel ranks) see it too."""
     folder = Path(path).expanduser().resolve()
     if not folder.is_dir():
         raise ConfigError(f"--include-path {path}: not a directory")
-    if folder not in _include_paths:
-        _include_paths.append(folder)
+    if folder not in include_paths():
+        current = os.environ.get(PATH_ENV, "")
+        os.environ[PATH_ENV] = os.pathsep.join(p for p in (current, str(folder)) if p)
 
 
 def include_paths() -> list[Path]:
-    """The include path in search order: the environment variable first, then added folders."""
-    env = [Path(p).expanduser().resolve() for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p.strip()]
-    return [*env, *[p for p in _include_paths if p not in env]]
+    """The directories of ``ALIGNGPT_TASK_PATH``, in order."""
+    return [Path(p).expanduser().resolve() for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p.strip()]
 
 
 def _add(found: dict[str, TaskSpec], spec: TaskSpec) -> None:
