@@ -9,9 +9,6 @@ Local layout (under ``--data-root``)::
 The JSONL ``text`` already carries the short-answer suffix, so it is used verbatim. The official
 ``eval.py`` refuses to score unless every balanced question has a prediction; the local loader
 therefore checks by default that the JSONL covers every balanced question of the question file.
-
-This module also holds the small helpers the lmms-lab loaders of POPE and MME share
-(:func:`load_lmms_split`, :func:`image_bytes`, :func:`require_columns`).
 """
 from __future__ import annotations
 
@@ -31,18 +28,6 @@ SHORT_ANSWER_SUFFIX = "\n" + prompt_suffix("gqa")
 QUESTIONS_JSONL = Path("gqa") / "llava_gqa_testdev_balanced.jsonl"
 QUESTIONS_JSON = Path("gqa") / "data" / "testdev_balanced_questions.json"
 IMAGES_DIR = Path("gqa") / "data" / "images"
-
-
-# ----------------------------------------------------------------------------------------------
-# Shared lmms-lab helpers (also used by the POPE and MME loaders)
-# ----------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Toy open-ended VQA benchmarks: GQA, VQAv2 (test-dev + val), VizWiz (test + val), TextVQA.
+"""The toy GQA testdev-balanced copy in LLaVA-1.5's layout (written by :func:`write_gqa`).
 
 Each writer produces the files of the LLaVA-1.5 evaluation layout (protocol.md §3.1-3.3, 3.5)
 with the field names, id types and file-name conventions of the real files, and returns a small

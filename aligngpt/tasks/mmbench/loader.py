@@ -243,10 +243,6 @@ def load_mmbench_cn_local(data_root: Path, *, file: str | Path | None = None, **
 # --------------------------------------------------------------------------- HF (lmms-lab)
 
 
-
-
-
-
 def _hf_samples(hf_path: str, config: str | None, split: str, lang: str, cache_dir: str | None) -> list[Sample]:
     ds = load_hf_rows(hf_path, config, split, cache_dir)
     where = f"{hf_path}[{config}/{split}]"

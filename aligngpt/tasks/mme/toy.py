@@ -1,14 +1,4 @@
-"""Toy yes/no benchmarks: POPE (three splits) and MME (14 subtasks), in LLaVA-1.5's layout.
-
-POPE (protocol.md §3.6): per image three objects that are present ("yes") alternate with three
-that are not ("no"). Negatives follow POPE's three samplers, over the toy world's statistics:
-``random`` (any absent shape), ``popular`` (the absent shapes present in most images of the
-split) and ``adversarial`` (the absent shapes that co-occur most with the present ones).
-File details copied from the real files: ``llava_pope_test.jsonl`` lists adversarial (ids 1..),
-then random (ids 10000001..), then popular (ids 20000001..); the label files
-``coco/coco_pope_{split}.json`` are JSON lines with per-split ids from 1 and no category, so
-answers pair with labels by position within a split (ids differ by the offset); and an object
-name starting with a vowel is asked as "Is there an X in the imange?" (sic).
+"""The toy MME copy (14 subtasks) in LLaVA-1.5's layout (written by :func:`write_mme`).
 
 MME (protocol.md §3.7): every image has two questions, the first true ("Yes") and the second
 false ("No"); ground truth is ``question Please answer yes or no.<TAB>Yes|No`` per line in a

@@ -1,9 +1,4 @@
-"""Toy judge-scored benchmarks: LLaVA-Bench-in-the-Wild and MM-Vet, in LLaVA-1.5's layout.
-
-LLaVA-Bench (protocol.md §3.11): ``questions.jsonl`` (question_id, image, text, category in
-conv/detail/complex), ``context.jsonl`` (one line per image: id, image, caption = the full scene
-description), ``answers_gpt4.jsonl`` (the reference answers, line-aligned with the questions, in
-the LLaVA answer format with ``model_id`` "gpt-4-0314") and ``images/``.
+"""The toy MM-Vet copy in LLaVA-1.5's layout (written by :func:`write_mmvet`).
 
 MM-Vet (§3.12): ``mm-vet.json`` keyed ``v1_{qid}`` (imagename, capability list, question,
 answer with ``<AND>``/``<OR>``), LLaVA's ``llava-mm-vet.jsonl`` (image, text, category "conv",

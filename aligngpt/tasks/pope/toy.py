@@ -1,4 +1,4 @@
-"""Toy yes/no benchmarks: POPE (three splits) and MME (14 subtasks), in LLaVA-1.5's layout.
+"""The toy POPE copy (three splits) in LLaVA-1.5's layout (written by :func:`write_pope`).
 
 POPE (protocol.md §3.6): per image three objects that are present ("yes") alternate with three
 that are not ("no"). Negatives follow POPE's three samplers, over the toy world's statistics:
@@ -9,13 +9,6 @@ then random (ids 10000001..), then popular (ids 20000001..); the label files
 ``coco/coco_pope_{split}.json`` are JSON lines with per-split ids from 1 and no category, so
 answers pair with labels by position within a split (ids differ by the offset); and an object
 name starting with a vowel is asked as "Is there an X in the imange?" (sic).
-
-MME (protocol.md §3.7): every image has two questions, the first true ("Yes") and the second
-false ("No"); ground truth is ``question Please answer yes or no.<TAB>Yes|No`` per line in a
-``.txt`` next to the image (flat subtasks) or in ``questions_answers_YN/`` (the five subtasks
-with an ``images/`` folder). ``llava_mme.jsonl`` carries each image's two questions on adjacent
-lines, ``question_id`` = the image path (shared by both), and the MME phrase
-" Please answer yes or no." replaced by LLaVA's single-word suffix.
 """
 from __future__ import annotations
 

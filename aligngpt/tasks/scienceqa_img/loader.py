@@ -34,17 +34,6 @@ SQA_SUFFIX = prompt_suffix(TASK)
 SQA_OPTIONS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 
 
-# ---------------------------------------------------------------- shared helpers (SQA/TextVQA/SEED)
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------- ScienceQA
 def _sqa_meta(question: str, has_image: bool, subject: Any, grade: Any) -> dict:
     meta = {"has_image": has_image, "subject": subject, "grade": grade}

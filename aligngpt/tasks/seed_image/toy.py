@@ -1,15 +1,4 @@
-"""Toy multiple-choice benchmarks: ScienceQA-IMG, MMBench (EN + CN) and SEED-Bench, in LLaVA-1.5's layout.
-
-ScienceQA (protocol.md §3.4): ``problems.json`` (pid -> question, choices, answer index, hint,
-image, subject, ...), ``pid_splits.json``, images ``images/test/{pid}/image.png`` and LLaVA's
-``llava_test_CQM-A.json`` (human turn ``[<image>\\n][Context: hint\\n]question\\nA. ..``, gpt turn
-= the letter; written with ``indent=2`` like the real file). Text-only problems are included,
-as in the real test split, so ``accuracy`` and ``img_accuracy`` differ.
-
-MMBench (§3.8/3.9): the dev TSV with columns ``index, question, hint, A, B, C, D, answer,
-category, image (base64), source, l2-category, comment, split``; each question of N options is
-followed by its N-1 circular copies (options rotated, ``index + k*1000000``). The CN file holds
-the translated subset of the same questions under the same indices.
+"""The toy SEED-Bench copy in LLaVA-1.5's layout (written by :func:`write_seed`).
 
 SEED-Bench (§3.10): ``SEED-Bench.json`` (``questions`` + ``question_type`` map, string ids,
 ``data_id`` = an extension-less image file name) plus a few video questions (dimensions 10-12,
