@@ -33,6 +33,8 @@ class Evaluator(ABC):
     name: str = ""
     needs_judge: bool = False
     """True when no score exists without an LLM judge (the task's ``scoring: judge``)."""
+    official_judge_model: str = ""
+    """The judge the benchmark's official script pins (named in table footnotes)."""
 
     @abstractmethod
     def score(self, samples: Sequence[Sample], predictions: Mapping[str, str]) -> ScoreResult: ...

@@ -364,9 +364,10 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
         protocols = sorted({p for r in rows if not r.is_literature for p in r.protocols.values()})
         if protocols:
             out.append(esc("Protocol: " + ", ".join(protocols) + "."))
-        judged = [k for k in ("llava_bench", "mmvet") if k in keys]
+        judge_scored = {s.column.key: s for s in _column_specs() if s.scoring == "judge" and not s.column.fallback_for}
+        judged = [k for k in judge_scored if k in keys]
         if judged:
-            names = {"llava_bench": "LLaVA-W", "mmvet": "MM-Vet"}
+            names = {k: c.markdown for k, c in columns().items()}
             by_judges: dict[str, list[str]] = {}
             for k in judged:
                 used = sorted({r.judges[k] for r in rows if not r.is_literature and k in r.judges})
@@ -374,7 +375,8 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
                     by_judges.setdefault(", ".join(used), []).append(names[k])
             if by_judges:
                 out.append(esc("; ".join(f"{' and '.join(t)} judged by {j}" for j, t in by_judges.items()) + "."))
-            pinned = {"llava_bench": "LLaVA-W gpt-4-0314", "mmvet": "MM-Vet gpt-4-0613"}
+            pinned = {k: f"{names[k]} {judge_scored[k].resolve(judge_scored[k].evaluator_ref).official_judge_model}"
+                      for k in judged}
             lit = [k for k in judged if any(r.is_literature and k in r.metrics for r in rows)]
             if lit:
                 out.append(esc("Published numbers were judged by GPT-4 (the official scripts pin "

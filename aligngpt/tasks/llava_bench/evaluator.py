@@ -77,6 +77,7 @@ class LLaVABenchEvaluator(Evaluator):
 
     name = "llava_bench"
     needs_judge = True
+    official_judge_model = OFFICIAL_JUDGE_MODEL
 
     def __init__(self, judge: Judge | None = None, *, unparsed_as_minus_one: bool = False,
                  round_means: bool = True, rules: Mapping[str, Any] | None = None):

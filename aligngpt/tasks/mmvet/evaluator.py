@@ -69,6 +69,7 @@ class MMVetEvaluator(Evaluator):
 
     name = "mmvet"
     needs_judge = True
+    official_judge_model = OFFICIAL_JUDGE_MODEL
 
     def __init__(self, judge: Judge | None = None, *, num_runs: int = 1, unparsed_as_zero: bool = False,
                  prompt: str | None = None):
