@@ -6,10 +6,10 @@ import json
 import pytest
 
 from aligngpt.data import get_loader
-from aligngpt.data.loaders.gqa import load_gqa_hf, load_gqa_local
+from aligngpt.tasks.gqa.loader import load_gqa_hf, load_gqa_local
 from aligngpt.errors import DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.gqa import GQAEvaluator, convert_prediction
+from aligngpt.tasks.gqa.evaluator import GQAEvaluator, convert_prediction
 from tests.builders_gqa_pope_mme import GQA_QUESTIONS, SUFFIX, build_gqa_hf, build_gqa_local, png_bytes, write_jsonl
 
 # Predictions for GQA_QUESTIONS, one per conversion branch.
@@ -197,7 +197,7 @@ def test_registry_finds_evaluator():
 def test_hub_ids_go_to_load_dataset_with_config_split_and_cache(tmp_path, monkeypatch):
     import datasets
 
-    from aligngpt.data.loaders import gqa as gqa_loader
+    from aligngpt.tasks.gqa import loader as gqa_loader
 
     local = build_gqa_hf(tmp_path / "GQA")
     calls = []
@@ -221,7 +221,7 @@ def test_hub_ids_go_to_load_dataset_with_config_split_and_cache(tmp_path, monkey
 
 
 def test_image_cells_without_bytes_are_refused():
-    from aligngpt.data.loaders.gqa import image_bytes
+    from aligngpt.tasks.gqa.loader import image_bytes
 
     assert image_bytes(b"abc", source="x", row=0) == b"abc"
     with pytest.raises(DataError, match="row 7: image cell holds no encoded bytes"):

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import aligngpt.data.loaders.llava_bench  # noqa: F401  (registers the loaders)
-import aligngpt.data.loaders.mmvet  # noqa: F401
+import aligngpt.tasks.llava_bench.loader  # noqa: F401  (registers the loaders)
+import aligngpt.tasks.mmvet.loader  # noqa: F401
 from aligngpt.data.base import get_loader
 from aligngpt.errors import ConfigError, DataError
-from aligngpt.evaluators.llava_bench import LLaVABenchEvaluator, parse_score
-from aligngpt.evaluators.mmvet import MMVetEvaluator, parse_grade
+from aligngpt.tasks.llava_bench.evaluator import LLaVABenchEvaluator, parse_score
+from aligngpt.tasks.mmvet.evaluator import MMVetEvaluator, parse_grade
 from aligngpt.judge import JudgeClient
 from aligngpt.protocol_data import read_json, read_text
 from tests.test_judge import FakeJudgeServer, completion

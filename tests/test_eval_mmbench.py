@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import aligngpt.data.loaders.mmbench  # noqa: F401  (registers the loaders)
+import aligngpt.tasks.mmbench.loader  # noqa: F401  (registers the loaders)
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders.mmbench import read_mmbench_tsv
+from aligngpt.tasks.mmbench.loader import read_mmbench_tsv
 from aligngpt.errors import DataError
-from aligngpt.evaluators.mmbench import (
+from aligngpt.tasks.mmbench.evaluator import (
     MMBenchCNEvaluator, MMBenchEvaluator, build_match_prompt, can_infer, can_infer_option,
     can_infer_text, submission_frame, write_submission_xlsx, xlsx_roundtrip_text,
 )

@@ -6,11 +6,11 @@ import json
 import pytest
 
 from aligngpt.data import get_loader
-from aligngpt.data.loaders.mme import (benchmark_root, category_and_file, gt_question_candidates, hf_prompt,
+from aligngpt.tasks.mme.loader import (benchmark_root, category_and_file, gt_question_candidates, hf_prompt,
                                        load_mme_hf, load_mme_local)
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.mme import MMEEvaluator, parse_prediction
+from aligngpt.tasks.mme.evaluator import MMEEvaluator, parse_prediction
 from tests.builders_gqa_pope_mme import MME_QA, SUFFIX, build_mme_hf, build_mme_local
 
 
@@ -264,7 +264,7 @@ def test_evaluator_rejects_non_yes_no_gold():
 
 
 def test_read_gt_file_missing(tmp_path):
-    from aligngpt.data.loaders.mme import read_gt_file
+    from aligngpt.tasks.mme.loader import read_gt_file
 
     with pytest.raises(DataError, match="0001.txt: file not found"):
         read_gt_file(tmp_path / "0001.txt")
@@ -272,7 +272,7 @@ def test_read_gt_file_missing(tmp_path):
 
 def test_totals_need_every_subtask_of_their_half():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.mme import COGNITION, PERCEPTION
+    from aligngpt.tasks.mme.evaluator import COGNITION, PERCEPTION
 
     def pair(cat: str, i: int) -> list[Sample]:  # "yes" to both: one right -> acc 50, acc+ 0 -> 50
         return [Sample(f"{cat}/{i}.png", "q?", None, {"answer": a, "category": cat, "image": f"{cat}/{i}"},

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from aligngpt.data import get_loader
-from aligngpt.data.loaders.pope import load_pope_hf, load_pope_local
+from aligngpt.tasks.pope.loader import load_pope_hf, load_pope_local
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.pope import POPEEvaluator, parse_answer, split_metrics
+from aligngpt.tasks.pope.evaluator import POPEEvaluator, parse_answer, split_metrics
 from tests.builders_gqa_pope_mme import POPE_LABELS, SUFFIX, build_pope_hf, build_pope_local, write_jsonl
 
 

@@ -4,10 +4,10 @@ import json
 import pytest
 
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders.scienceqa import SQA_SUFFIX, load_hf, load_local
+from aligngpt.tasks.scienceqa_img.loader import SQA_SUFFIX, load_hf, load_local
 from aligngpt.errors import DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.scienceqa import ScienceQAEvaluator, choice_index, parse_letter
+from aligngpt.tasks.scienceqa_img.evaluator import ScienceQAEvaluator, choice_index, parse_letter
 
 from .builders_sqa_textvqa_seed import sqa_problem, write_sqa_hf, write_sqa_local
 

@@ -4,10 +4,10 @@ import logging
 import pytest
 
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders.seed import SEED_QUESTION_TYPES, load_hf, load_local, official_id
+from aligngpt.tasks.seed_image.loader import SEED_QUESTION_TYPES, load_hf, load_local, official_id
 from aligngpt.errors import DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.seed import SEEDImageEvaluator
+from aligngpt.tasks.seed_image.evaluator import SEEDImageEvaluator
 
 from .builders_sqa_textvqa_seed import (
     seed_line, seed_prompt, seed_question, write_jsonl, write_seed_hf, write_seed_local,

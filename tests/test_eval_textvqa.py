@@ -2,10 +2,10 @@
 import pytest
 
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders.textvqa import build_prompt, load_hf, load_local, prompt_question
+from aligngpt.tasks.textvqa.loader import build_prompt, load_hf, load_local, prompt_question
 from aligngpt.errors import DataError
 from aligngpt.evaluators import get_evaluator
-from aligngpt.evaluators.textvqa import TextVQAEvaluator, predictions_from_llava_answers
+from aligngpt.tasks.textvqa.evaluator import TextVQAEvaluator, predictions_from_llava_answers
 
 from .builders_sqa_textvqa_seed import (
     textvqa_annotation, textvqa_line, write_jsonl, write_textvqa_hf, write_textvqa_local,

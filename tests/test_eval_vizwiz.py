@@ -10,9 +10,9 @@ import warnings
 import pytest
 
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders import vizwiz as loader
+from aligngpt.tasks.vizwiz import loader as loader
 from aligngpt.errors import DataError
-from aligngpt.evaluators.vizwiz import (
+from aligngpt.tasks.vizwiz.evaluator import (
     VizWizSubmissionEvaluator, VizWizValEvaluator, build_vizwiz_submission, validate_vizwiz_submission,
 )
 from aligngpt.toy import generate_toy_data

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from aligngpt.data.base import get_loader
-from aligngpt.data.loaders import vqav2 as loader
+from aligngpt.tasks.vqav2 import loader as loader
 from aligngpt.errors import DataError
-from aligngpt.evaluators.vqav2 import (
+from aligngpt.tasks.vqav2.evaluator import (
     SUBMISSION_FILE, VQAv2SubmissionEvaluator, VQAv2ValEvaluator, build_vqav2_submission,
     validate_vqav2_submission,
 )

@@ -87,7 +87,7 @@ def test_textvqa_per_question_and_accuracy():
 
 # ------------------------------------------------------------------ POPE (LLaVA eval_pope.py)
 def test_pope_per_answer_and_split_metrics():
-    from aligngpt.evaluators.pope import label_is_yes, parse_answer, split_metrics
+    from aligngpt.tasks.pope.evaluator import label_is_yes, parse_answer, split_metrics
 
     data = rows("pope")
     bad = mismatches(data, lambda r: parse_answer(r["text"]), lambda r: r["parsed"])
@@ -103,7 +103,7 @@ def test_pope_per_answer_and_split_metrics():
 
 # ------------------------------------------------------------------ MME (calculation.py)
 def test_mme_per_question_and_task_scores():
-    from aligngpt.evaluators.mme import category_score, parse_prediction
+    from aligngpt.tasks.mme.evaluator import category_score, parse_prediction
 
     data = rows("mme")
     bad = mismatches(data, lambda r: parse_prediction(r["pred"]), lambda r: r["parsed"])
@@ -117,7 +117,7 @@ def test_mme_per_question_and_task_scores():
         correct = [parse_prediction(r["pred"]) == r["gt"].lower() for r in part]
         ours[task] = category_score(correct, [[i, i + 1] for i in range(0, len(part), 2)])["score"]
     assert ours == pytest.approx(official["task_scores"], abs=1e-9)
-    from aligngpt.evaluators.mme import COGNITION, PERCEPTION
+    from aligngpt.tasks.mme.evaluator import COGNITION, PERCEPTION
 
     assert sum(ours[t] for t in PERCEPTION) == pytest.approx(official["perception"], abs=1e-9)
     assert sum(ours[t] for t in COGNITION) == pytest.approx(official["cognition"], abs=1e-9)
@@ -126,7 +126,7 @@ def test_mme_per_question_and_task_scores():
 # ------------------------------------------------------------------ GQA (convert + eval.py)
 def test_gqa_per_question_and_accuracy():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.gqa import GQAEvaluator, convert_prediction
+    from aligngpt.tasks.gqa.evaluator import GQAEvaluator, convert_prediction
 
     data = rows("gqa")
     bad = mismatches(data, lambda r: convert_prediction(r["text"]), lambda r: r["prediction"])
@@ -142,7 +142,7 @@ def test_gqa_per_question_and_accuracy():
 # ------------------------------------------------------------------ ScienceQA (eval_science_qa.py)
 def test_scienceqa_per_question_and_accuracy():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.scienceqa import ScienceQAEvaluator, choice_index, parse_letter
+    from aligngpt.tasks.scienceqa_img.evaluator import ScienceQAEvaluator, choice_index, parse_letter
 
     data = rows("scienceqa")
     bad = mismatches(data, lambda r: parse_letter(r["text"]), lambda r: r["parsed"])
@@ -162,7 +162,7 @@ def test_scienceqa_per_question_and_accuracy():
 # ------------------------------------------------------------------ SEED (convert_seed_for_submission.py)
 def test_seed_per_question_and_printed_accuracies():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.seed import SEEDImageEvaluator
+    from aligngpt.tasks.seed_image.evaluator import SEEDImageEvaluator
 
     data = rows("seed_image")
     samples = [Sample(question_id=r["id"], question="", target=r["answer"],
@@ -179,7 +179,7 @@ def test_seed_per_question_and_printed_accuracies():
 # ------------------------------------------------------------------ MMBench (OpenCompass eval_mmbench.py)
 def test_mmbench_extraction_and_circular_hits():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.mmbench import MMBenchEvaluator, can_infer
+    from aligngpt.tasks.mmbench.evaluator import MMBenchEvaluator, can_infer
 
     data = rows("mmbench")
     bad = mismatches(data, lambda r: can_infer(r["prediction"], r["options"]), lambda r: r["parsed"])
@@ -208,7 +208,7 @@ def jsonl(path: Path) -> list[dict]:
 
 # ------------------------------------------------------------------ LLaVA-Bench (LLaVA review scripts)
 def test_llava_bench_parse_score():
-    from aligngpt.evaluators.llava_bench import parse_score
+    from aligngpt.tasks.llava_bench.evaluator import parse_score
 
     data = jsonl(DATA / "llava_bench" / "parse_score.jsonl")
     assert len(data) >= 2000
@@ -223,7 +223,7 @@ def test_llava_bench_parse_score():
 
 
 def test_llava_bench_summary_math():
-    from aligngpt.evaluators.llava_bench import LLaVABenchEvaluator
+    from aligngpt.tasks.llava_bench.evaluator import LLaVABenchEvaluator
 
     evaluator = LLaVABenchEvaluator()
     sets = jsonl(DATA / "llava_bench" / "summaries.jsonl")
@@ -243,7 +243,7 @@ def test_llava_bench_summary_math():
 # ------------------------------------------------------------------ MM-Vet (mm-vet_evaluator.py export_result)
 def test_mmvet_aggregation_math():
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.mmvet import MMVetEvaluator
+    from aligngpt.tasks.mmvet.evaluator import MMVetEvaluator
 
     sets = jsonl(DATA / "mmvet" / "aggregates.jsonl")
     assert len(sets) >= 100
@@ -268,8 +268,8 @@ def test_mmbench_end_to_end_through_the_submission_xlsx():
     # LLaVA's convert_mmbench_for_submission.py wrote the xlsx and OpenCompass eval_result read
     # it back (NA strings, "=" formulas, escapes); we read the same TSV with our loader and
     # emulate the round trip (xlsx_roundtrip=True, the default).
-    from aligngpt.data.loaders.mmbench import read_mmbench_tsv
-    from aligngpt.evaluators.mmbench import MMBenchEvaluator
+    from aligngpt.tasks.mmbench.loader import read_mmbench_tsv
+    from aligngpt.tasks.mmbench.evaluator import MMBenchEvaluator
 
     samples = read_mmbench_tsv(DATA / "mmbench_xlsx" / "meta.tsv", "en")
     preds = {str(r["index"]): r["text"] for r in jsonl(DATA / "mmbench_xlsx" / "predictions.jsonl")}
@@ -322,7 +322,7 @@ def test_mmvet_grading_loop_accepts_the_same_reply_with_the_same_requests():
     import hashlib
 
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.mmvet import OFFICIAL_JUDGE_MODEL, MMVetEvaluator
+    from aligngpt.tasks.mmvet.evaluator import OFFICIAL_JUDGE_MODEL, MMVetEvaluator
     from aligngpt.judge import JudgeReply, JudgeStats
 
     data = jsonl(DATA / "mmvet" / "grading.jsonl")
@@ -376,7 +376,7 @@ def test_llava_bench_requests_scores_and_summary_end_to_end():
     import hashlib
 
     from aligngpt.data.base import Sample
-    from aligngpt.evaluators.llava_bench import LLaVABenchEvaluator
+    from aligngpt.tasks.llava_bench.evaluator import LLaVABenchEvaluator
     from aligngpt.judge import JudgeReply, JudgeStats
 
     data = jsonl(DATA / "llava_bench" / "requests.jsonl")

@@ -23,6 +23,7 @@ from aligngpt.data.base import Sample, get_loader
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.cli.prepare_cli import add_prepare_parser
 from aligngpt.harness import prepare as prep
+from aligngpt.tasks.mme import prepare as mme_prep
 
 from .builders_gqa_pope_mme import (
     POPE_LABELS, POPE_ORDER, _pope_hf_columns, build_gqa_hf, build_mme_hf, build_pope_hf, png_bytes, write_hf_parquet,
@@ -271,7 +272,7 @@ def test_pope_count_check_warns_about_lmms_lab_9000():
 
 
 def test_mme_count_check_per_subtask():
-    samples = [s for cat, n in prep.MME_EXPECTED_CATEGORIES.items() for s in fake(cat, n, category=cat)]
+    samples = [s for cat, n in mme_prep.MME_EXPECTED_CATEGORIES.items() for s in fake(cat, n, category=cat)]
     assert len(samples) == 2_374 and prep.count_check("mme", samples, full=True)["status"] == "passed"
     # move one question from OCR to count: total still 2,374, subtasks differ
     moved = ([s for s in samples if s.target["category"] != "OCR"] + fake("OCR", 39, category="OCR")

@@ -171,8 +171,8 @@ def test_score_alignment_refuses_escaping_paths(tmp_path, outside):
 
 
 def test_hf_image_cells_never_follow_paths(outside):
-    from aligngpt.data.loaders.gqa import image_bytes as gqa_cell
-    from aligngpt.data.loaders.mmbench import image_bytes as mmbench_cell  # also LLaVA-Bench / MM-Vet HF
+    from aligngpt.tasks.gqa.loader import image_bytes as gqa_cell
+    from aligngpt.tasks.mmbench.loader import image_bytes as mmbench_cell  # also LLaVA-Bench / MM-Vet HF
 
     cell = {"bytes": None, "path": str(outside)}
     with pytest.raises(DataError, match="no encoded bytes"):

@@ -19,7 +19,8 @@ from PIL import Image
 
 from aligngpt.toy import CHANCE_LEVELS, TASKS, chance_levels, generate_toy_data, write_benchmarks
 from aligngpt.toy import font, text as T
-from aligngpt.toy.bench_yesno import MME_COGNITION, MME_PERCEPTION, MME_SUBTASKS, POPE_SPLITS
+from aligngpt.tasks.mme.toy import MME_COGNITION, MME_PERCEPTION, MME_SUBTASKS
+from aligngpt.tasks.pope.toy import POPE_SPLITS
 from aligngpt.toy.layout import LETTERS, MC_ANSWER, MC_ANSWER_CN, SHORT_ANSWER, VIZWIZ_SUFFIX
 from aligngpt.toy.world import (
     BACKGROUNDS, COLORS, SHAPES, Scene, ToyObject, ToyText, render_scene, render_text_card, rng_for, sample_scene,

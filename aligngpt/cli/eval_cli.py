@@ -37,6 +37,9 @@ def _add_judge_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = C.OneLineParser(prog="aligngpt-eval", description="Evaluate AlignGPT / LLaVA-1.5 models exactly as the official scripts do.")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                        help="a folder of extra benchmark folders (each with task.yaml), or one such folder; "
+                             "repeatable; also read from ALIGNGPT_TASK_PATH (docs/adding-a-benchmark.md)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate a model on tasks (resumes an interrupted run)")
@@ -100,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=C.integer(1), default=2, help="timed passes per mode; the fastest is reported")
     bench.add_argument("--training-samples", type=C.integer(0), default=16, help="batch of the training-step benchmark (0 skips it)")
     bench.add_argument("--out", default=None, help="also write the report as JSON here")
+    for command in sub.choices.values():  # also accepted after the command, as lm-evaluation-harness does
+        command.add_argument("--include-path", action="append", default=[], dest="include_path_cmd",
+                             metavar="DIR", help=argparse.SUPPRESS)
     return parser
 
 
@@ -235,15 +241,19 @@ def cmd_tasks(args) -> int:
 
     from ..data.base import available_loaders
     from ..harness.tasks import available_tasks, load_task
-    from ..toy import TASKS as TOY_TASKS
 
     loaders = available_loaders()
-    rows = []
+    rows, files = [], []
     for name in available_tasks():
         spec = load_task(name)
-        sources = [*loaders.get(name, []), *(["toy"] if name in TOY_TASKS else [])]
-        rows.append((name, spec.title, spec.scoring, ", ".join(sources) or "-", spec.headline))
+        sources = [*loaders.get(name, []), *(["toy"] if spec.toy is not None else [])]
+        scored = spec.scoring + (" (judge optional)" if spec.judge == "optional" else "")
+        rows.append((name, spec.title, scored, ", ".join(sources) or "-", spec.headline))
+        local = spec.sources.get("local") or []
+        files.append((name, ", ".join([local] if isinstance(local, str) else local) or "-", spec.sources.get("hf") or "-"))
     print(tabulate(rows, headers=["task", "benchmark", "scored", "sources", "headline metric"], tablefmt="github"))
+    print()
+    print(tabulate(files, headers=["task", "files under --data-root", "hf dataset"], tablefmt="github"))
     print("\nsources: toy = the bundled synthetic suite, the default without --data-root (numbers not comparable to "
           "the papers); local = --data-root DIR (LLaVA-1.5 playground/data/eval layout); hf = --source hf "
           "(lmms-lab copies, or --hf-path TASK=FOLDER)")
@@ -323,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from ..harness.task_registry import add_include_path
         from .validate import validate
 
+        for folder in [*args.include_path, *getattr(args, "include_path_cmd", [])]:
+            add_include_path(folder)
         validate(args)  # every flag checked before any work or folder
         return COMMANDS[args.command](args)
     except AlignGPTError as exc:

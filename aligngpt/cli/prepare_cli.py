@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError
-from ..harness.prepare import CONVERTERS, MANIFEST, check_manifest, prepare
+from ..harness.prepare import MANIFEST, check_manifest, prepare, supported_tasks
 
 
 def add_prepare_parser(subparsers) -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def add_prepare_parser(subparsers) -> argparse.ArgumentParser:
         "prepare", help="convert lmms-lab HF copies into the LLaVA local layout (with a checksum manifest)",
         description="Download (hub id) or convert (local parquet folder) benchmarks into the LLaVA "
                     "playground/data/eval layout under --out, verified against the HF loader.")
-    p.add_argument("--tasks", default=None, help=f"comma-separated: {', '.join(CONVERTERS)}")
+    p.add_argument("--tasks", default=None, help=f"comma-separated: {', '.join(supported_tasks())}")
     p.add_argument("--out", required=True, help="output folder (becomes a --data-root)")
     p.add_argument("--hf-path", action="append", default=[], metavar="TASK=PATH",
                    help="hub id or local folder of the lmms-lab parquet files for TASK (repeatable)")

@@ -110,10 +110,11 @@ def _baseline_index(baseline: str, dirs: list[Path], labels: list[str]) -> int:
 
 def auto_layout(rows) -> tuple[str, ...]:
     """The paper columns that any of the rows fills, in the paper's order."""
-    from ..report.tables import COLUMNS, LAYOUTS
+    from ..report.tables import columns, layouts
 
-    keys = tuple(k for k in LAYOUTS["all"]
-                 if any(t in r.metrics for r in rows for t, _ in COLUMNS[k].candidates()))
+    cols = columns()
+    keys = tuple(k for k in layouts()["all"]
+                 if any(t in r.metrics for r in rows for t, _ in cols[k].candidates()))
     if not keys:
         raise ConfigError("none of the runs has a task with a table column")
     return keys
@@ -127,7 +128,7 @@ def latex_document(body: str) -> str:
 
 def cmd_table(args) -> int:
     from ..io import atomic_write_text
-    from ..report.tables import LAYOUTS, TableRow, render_table, rows_from_run_dirs
+    from ..report.tables import TableRow, layouts, render_table, rows_from_run_dirs
 
     dirs, labels = _runs(args.run_dirs, args.labels)
     base = None if args.baseline is None else _baseline_index(args.baseline, dirs, labels)
@@ -138,7 +139,7 @@ def cmd_table(args) -> int:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
     if args.layout == "auto":
         layout = auto_layout(rows)
-    elif args.layout in LAYOUTS:
+    elif args.layout in layouts():
         layout = args.layout
     else:
         layout = tuple(_split(args.layout))

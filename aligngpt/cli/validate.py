@@ -137,7 +137,7 @@ def validate_serve(args) -> None:
 
 
 def validate_prepare(args) -> None:
-    from ..harness.prepare import CONVERTERS
+    from ..harness.prepare import supported_tasks
 
     if args.check:
         C.existing_dir("--out", args.out)
@@ -145,9 +145,10 @@ def validate_prepare(args) -> None:
     if not args.tasks:
         raise ConfigError("prepare needs --tasks (or --check)")
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in names if t not in CONVERTERS]
+    supported = supported_tasks()
+    unknown = [t for t in names if t not in supported]
     if unknown or not names:
-        raise ConfigError(f"--tasks: cannot prepare {', '.join(unknown) or 'nothing'}; choose from {', '.join(CONVERTERS)}")
+        raise ConfigError(f"--tasks: cannot prepare {', '.join(unknown) or 'nothing'}; choose from {', '.join(supported)}")
     hf_paths(args.hf_path, names)
     C.writable_dir("--out", args.out)
     C.writable_dir("--cache-dir", args.cache_dir)

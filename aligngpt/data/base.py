@@ -38,12 +38,12 @@ class Sample:
         return self.image is not None
 
 
-# name -> {"local": fn(data_root, **opts) -> list[Sample], "hf": fn(hf_path, **opts) -> list[Sample]}
+# Loaders registered in code (``@register_loader``); task folders declare theirs in task.yaml.
 _LOADERS: dict[str, dict[str, Callable[..., list[Sample]]]] = {}
 
 
 def register_loader(task: str, source: str):
-    """Decorator: ``@register_loader("gqa", "local")``."""
+    """Decorator: ``@register_loader("mytask", "local")`` (task.yaml's ``loader`` is preferred)."""
 
     def deco(fn: Callable[..., list[Sample]]):
         _LOADERS.setdefault(task, {})[source] = fn
@@ -52,24 +52,27 @@ def register_loader(task: str, source: str):
     return deco
 
 
-def _import_builtin_loaders() -> None:
-    from . import loaders  # noqa: F401  (registers on import)
-
-
 def get_loader(task: str, source: str) -> Callable[..., list[Sample]]:
-    _import_builtin_loaders()
-    if task not in _LOADERS:
-        raise ConfigError(f"unknown task {task!r}; known: {', '.join(sorted(_LOADERS))}")
-    if source not in _LOADERS[task]:
-        raise ConfigError(
-            f"task {task!r} has no {source!r} data source; available: {', '.join(sorted(_LOADERS[task]))}"
-        )
-    return _LOADERS[task][source]
+    """The loader a task's spec names for ``source`` (or one registered in code)."""
+    from ..harness.task_registry import all_specs
+
+    specs = all_specs()
+    if task in _LOADERS and source in _LOADERS[task]:
+        return _LOADERS[task][source]
+    if task not in specs:
+        known = sorted(set(specs) | set(_LOADERS))
+        raise ConfigError(f"unknown task {task!r}; known: {', '.join(known)}")
+    return specs[task].loader(source)
 
 
 def available_loaders() -> dict[str, list[str]]:
-    _import_builtin_loaders()
-    return {t: sorted(s) for t, s in sorted(_LOADERS.items())}
+    """task -> data sources it can be loaded from."""
+    from ..harness.task_registry import all_specs
+
+    found = {name: set(spec.loaders) for name, spec in all_specs().items()}
+    for task, sources in _LOADERS.items():
+        found.setdefault(task, set()).update(sources)
+    return {t: sorted(s) for t, s in sorted(found.items())}
 
 
 def resolve_image_path(root: Path, relative: str, *, source_file: Path | None = None, line: int | None = None) -> Path:

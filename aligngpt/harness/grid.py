@@ -446,9 +446,9 @@ def headline_metric(task: str) -> str | None:
     try:
         return load_task(task).headline
     except ConfigError:
-        from ..report.tables import COLUMNS
+        from ..report.tables import columns
 
-        for col in COLUMNS.values():
+        for col in columns().values():
             for t, metric in col.candidates():
                 if t == task:
                     return metric
@@ -456,11 +456,14 @@ def headline_metric(task: str) -> str | None:
 
 
 def stat_metrics(task: str) -> tuple[str, ...]:
-    """Metrics of a task that the fast bootstrap path reproduces (headline first)."""
-    extra = {"pope": ("f1", "accuracy"), "mme": ("perception", "cognition"),
-             "scienceqa_img": ("img_accuracy", "accuracy")}
+    """Metrics of a task that the fast bootstrap path reproduces (headline first): the task's
+    ``resampling.metrics``."""
+    try:
+        plan = load_task(task).resampling
+    except ConfigError:
+        plan = None
     head = headline_metric(task)
-    out = list(extra.get(task, ()))
+    out = list(plan.metrics) if plan is not None else []
     if head and head not in out:
         out.insert(0, head)
     return tuple(out)
@@ -595,11 +598,12 @@ def table_layout(spec: GridSpec) -> str | tuple[str, ...]:
     """The spec's layout, or (``auto``) the paper columns of the grid's tasks in paper order."""
     if spec.layout != "auto":
         return spec.layout
-    from ..report.tables import COLUMNS, LAYOUTS
+    from ..report.tables import columns, layouts
 
     wanted = []
-    for key in LAYOUTS["all"]:
-        if any(t in spec.tasks for t, _ in COLUMNS[key].candidates()):
+    cols = columns()
+    for key in layouts()["all"]:
+        if any(t in spec.tasks for t, _ in cols[key].candidates()):
             wanted.append(key)
     if not wanted:
         raise ConfigError(f"{_where(spec.source)}none of the tasks {list(spec.tasks)} has a table column")

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 from ..errors import AlignGPTError, ConfigError
+
+if TYPE_CHECKING:
+    from .task_spec import TaskSpec
 
 
 class MissingJudgementsError(AlignGPTError):
@@ -59,16 +63,17 @@ def build_judge(settings: JudgeSettings):
     )
 
 
-def check_judge_requirements(evaluators: dict, judge) -> None:
-    """Fail before any model time is spent when a judged task has no judge."""
-    needing = [name for name, ev in evaluators.items() if getattr(ev, "needs_judge", False)]
+def check_judge_requirements(specs: Iterable["TaskSpec"], judge) -> None:
+    """Fail before any model time is spent when a judge-scored task has no judge."""
+    needing = [spec.name for spec in specs if spec.judge == "required"]
     if needing and judge is None:
         raise ConfigError(f"task(s) {', '.join(needing)} are scored by an LLM judge: pass --judge-base-url and --judge-model")
 
 
-def attach_judge(evaluator, judge) -> None:
-    if judge is not None and hasattr(evaluator, "judge"):
-        evaluator.judge = judge
+def attach_judge(spec: "TaskSpec", evaluator, judge) -> None:
+    """Hand the judge to evaluators whose task uses one (``judge: optional`` or ``required``)."""
+    if judge is not None and spec.judge != "none":
+        evaluator.attach_judge(judge)
 
 
 def check_missing(task: str, result, settings: JudgeSettings) -> None:

@@ -25,7 +25,6 @@ from ..engine.pixel_cache import PixelCache
 from ..engine.canary import BatchInvarianceError, run_canary
 from ..errors import AlignGPTError
 from ..io import atomic_write_json, atomic_write_jsonl, iter_jsonl
-from aligngpt.evaluators import get_evaluator
 from .distributed import init_distributed
 from .journal import PredictionJournal
 from .judging import attach_judge, build_judge, check_judge_requirements
@@ -202,12 +201,12 @@ def execute_run(tasks: Sequence[TaskSpec], settings: RunSettings, *, quiet: bool
     # before a run folder exists (or a --fresh one is deleted).
     sizes: dict[str, int] = {}
     task_samples = {t.name: load_samples(t, settings, sizes) for t in tasks}
-    evaluators = {t.name: get_evaluator(t.evaluator) for t in tasks}
+    evaluators = {t.name: t.make_evaluator() for t in tasks}
     judge = build_judge(settings.judge) if dist.is_main else None
     if dist.is_main:
-        check_judge_requirements(evaluators, judge)
-    for ev in evaluators.values():
-        attach_judge(ev, judge)
+        check_judge_requirements(tasks, judge)
+    for t in tasks:
+        attach_judge(t, evaluators[t.name], judge)
     model, processor, model_path = resolve_model(settings)
     if dist.is_main:
         if settings.fresh and run_dir.exists():

@@ -31,9 +31,8 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .. import __version__
 from ..data.base import Sample, get_loader, resolve_image_path
@@ -43,52 +42,25 @@ from ..io import atomic_write_bytes, atomic_write_json
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "aligngpt-prepare/1"
 
-#: Question counts of the splits LLaVA-1.5 / AlignGPT evaluated (protocol.md §3.2, 3.6-3.9).
-EXPECTED_QUESTIONS = {"gqa": 12_578, "pope": 8_910, "mme": 2_374, "mmbench": 4_377, "mmbench_cn": 4_329}
-
-#: POPE per split at the POPE commit LLaVA pins (e3e39262): random 2,910, popular/adversarial 3,000.
-POPE_EXPECTED_SPLITS = {"random": 2_910, "popular": 3_000, "adversarial": 3_000}
-#: lmms-lab/POPE (config Full) holds 3,000 per split; the known difference to LLaVA's copy.
-POPE_LMMS_LAB_SPLITS = {"random": 3_000, "popular": 3_000, "adversarial": 3_000}
-
-#: MME questions per subtask (2 per image; image counts from protocol.md §3.7).
-MME_EXPECTED_CATEGORIES = {
-    "existence": 60, "count": 60, "position": 60, "color": 60, "posters": 294, "celebrity": 340,
-    "scene": 400, "landmark": 400, "artwork": 400, "OCR": 40, "commonsense_reasoning": 140,
-    "numerical_calculation": 40, "text_translation": 40, "code_reasoning": 40,
-}
-#: Official MME release categories that keep images in ``images/`` and GT in ``questions_answers_YN/``.
-MME_IMAGE_FOLDER_CATEGORIES = frozenset({"artwork", "celebrity", "landmark", "posters", "scene"})
-
-#: Hints for counts that identify a different release of the same benchmark.
-KNOWN_OTHER_COUNTS = {
-    ("mmbench", 4_329): "4,329 rows is the 20231003 release (lmms-lab/MMBench 'en'); LLaVA's "
-                        "mmbench_dev_20230712.tsv has 4,377 (lmms-lab/MMBench_EN)",
-}
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """Where a task comes from when no ``--hf-path`` is given, and the loader options for it."""
-
-    hf_path: str
-    options: dict = field(default_factory=dict)
-
-
-#: Hub defaults. MMBench uses lmms-lab/MMBench_EN, the 20230712 file LLaVA/AlignGPT evaluated
-#: (lmms-lab/MMBench 'en' is the 20231003 release, 4,329 rows).
-HUB_SOURCES = {
-    "gqa": HubSource("lmms-lab/GQA"),
-    "pope": HubSource("lmms-lab/POPE"),
-    "mme": HubSource("lmms-lab/MME"),
-    "mmbench": HubSource("lmms-lab/MMBench_EN", {"config": None, "split": "dev"}),
-    "mmbench_cn": HubSource("lmms-lab/MMBench", {"config": "cn", "split": "dev"}),
-}
-
 
 # ---------------------------------------------------------------------------------------------
 # Writing files (atomic, inside DIR only, checksummed)
 # ---------------------------------------------------------------------------------------------
+
+def _prepare_spec(task: str):
+    """The task's spec when its task.yaml has a ``prepare`` section, else None."""
+    from .task_registry import all_specs
+
+    spec = all_specs().get(task)
+    return spec if spec is not None and spec.prepare is not None else None
+
+
+def supported_tasks() -> list[str]:
+    """Tasks ``prepare`` can convert (those whose task.yaml names a converter), in paper order."""
+    from .task_registry import ordered_specs
+
+    return [s.name for s in ordered_specs() if s.prepare is not None]
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -178,7 +150,8 @@ class LayoutWriter:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-task converters: HF samples (+ raw columns where the layout needs more) -> LLaVA layout
+# Helpers for the converters in the task folders (task.yaml ``prepare.converter``):
+# HF samples (+ raw columns where the layout needs more) -> LLaVA layout
 # ---------------------------------------------------------------------------------------------
 
 def _image_bytes(sample: Sample, task: str) -> bytes:
@@ -198,148 +171,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def convert_gqa(samples: list[Sample], w: LayoutWriter, source: str, hf_path: str, options: dict) -> None:
-    """``gqa/llava_gqa_testdev_balanced.jsonl``, ``gqa/data/testdev_balanced_questions.json``
-    (every column of the instructions config, keyed by question id, as in the official file) and
-    ``gqa/data/images/{imageId}.jpg``."""
-    from ..data.loaders.gqa import load_lmms_split
-
-    config = options.get("instructions_config", "testdev_balanced_instructions")
-    split = options.get("split", "testdev")
-    raw = load_lmms_split(hf_path, config, split, cache_dir=options.get("cache_dir"))
-    records: dict[str, dict] = {}
-    for r in raw:
-        record = {k: _json_safe(v) for k, v in r.items() if k != "id"}
-        records[str(r["id"])] = record
-    questions: dict[str, dict] = {}
-    rows = []
-    for s in samples:
-        image_id = str(s.meta["image_id"])
-        name = w.put_image("gqa/data/images", f"{image_id}.jpg", _image_bytes(s, "gqa"), where=source)
-        rows.append({"question_id": str(s.question_id), "image": name, "text": s.question, "category": "default"})
-        questions[str(s.question_id)] = records[str(s.question_id)]
-    w.write_jsonl("gqa/llava_gqa_testdev_balanced.jsonl", rows)
-    w.write_json("gqa/data/testdev_balanced_questions.json", questions, rows=len(questions))
 
 
-def _pope_image_names(hf_path: str, options: dict, samples: list[Sample]) -> list[str | None]:
-    """The ``image_source`` column (COCO file stem) of each sample, aligned by split and row."""
-    from ..data.loaders.gqa import load_lmms_split
-    from ..data.loaders.pope import POPE_SPLITS
-
-    names: list[str | None] = []
-    config = options.get("config", "Full")
-    if config != "Full":
-        return [None] * len(samples)
-    for split in options.get("splits", POPE_SPLITS):
-        ds = load_lmms_split(hf_path, "Full", split, cache_dir=options.get("cache_dir"))
-        cols = ["question_id"] + (["image_source"] if "image_source" in ds.column_names else [])
-        for r in ds.select_columns(cols):
-            names.append(None if r.get("image_source") in (None, "") else str(r["image_source"]))
-    if len(names) != len(samples):
-        raise DataError(hf_path, f"pope: {len(names)} rows in the Full splits but the loader gave {len(samples)} questions")
-    return names
 
 
-def convert_pope(samples: list[Sample], w: LayoutWriter, source: str, hf_path: str, options: dict) -> None:
-    """``pope/llava_pope_test.jsonl``, ``pope/coco/coco_pope_{split}.json`` (label JSONL in the
-    question order of the split) and ``pope/val2014/`` images named after ``image_source``."""
-    from ..data.loaders.gqa import SHORT_ANSWER_SUFFIX
-    from ..data.loaders.pope import label_file_name
-
-    names = _pope_image_names(hf_path, options, samples)
-    questions, labels = [], {}
-    for s, stem in zip(samples, names):
-        data = _image_bytes(s, "pope")
-        if stem is None:
-            stem = "pope_" + sha256_bytes(data)[:16]
-            wanted = stem + _image_extension(data)
-        else:
-            wanted = stem if "." in stem else stem + ".jpg"
-        name = w.put_image("pope/val2014", wanted, data, where=source)
-        split = s.target["split"]
-        questions.append({"question_id": s.question_id, "image": name, "text": s.question, "category": split})
-        raw_id = str(s.question_id).split("/", 1)[1]
-        labels.setdefault(split, []).append({
-            "question_id": int(raw_id) if raw_id.isdigit() else raw_id,
-            "image": name,
-            "text": s.question.removesuffix(SHORT_ANSWER_SUFFIX),
-            "label": s.target["label"],
-        })
-    w.write_jsonl("pope/llava_pope_test.jsonl", questions)
-    for split, lines in labels.items():
-        w.write_jsonl(f"pope/coco/{label_file_name(split)}", lines)
 
 
-def convert_mme(samples: list[Sample], w: LayoutWriter, source: str, hf_path: str, options: dict) -> None:
-    """``MME/llava_mme.jsonl`` and ``MME/MME_Benchmark_release_version/`` in the official release
-    layout: image-folder categories get ``images/`` + ``questions_answers_YN/``, the others keep
-    the image and its ``question<TAB>answer`` file side by side."""
-    from ..data.loaders.mme import category_and_file, gt_question_candidates
-
-    release = "MME/MME_Benchmark_release_version"
-    rows = []
-    gt_files: dict[str, list[str]] = {}
-    for s in samples:
-        qid = str(s.meta["answer_question_id"])
-        category, gt_name = category_and_file(qid)
-        image_name = qid.split("/")[-1]
-        if category in MME_IMAGE_FOLDER_CATEGORIES:
-            image_dir, gt_dir = f"{category}/images", f"{category}/questions_answers_YN"
-        else:
-            image_dir = gt_dir = category
-        name = w.put_image(f"{release}/{image_dir}", image_name, _image_bytes(s, "mme"), where=source)
-        rows.append({"question_id": qid, "image": f"{image_dir}/{name}", "text": s.question, "category": category})
-        candidates = gt_question_candidates(s.question)
-        original = str(s.meta.get("gt_question", "")).strip()
-        gt_question = original if original in candidates else candidates[0]
-        if "\t" in gt_question or "\n" in gt_question:
-            raise DataError(source, f"mme: question of {qid} contains a tab or newline; the GT file format cannot hold it")
-        gt_files.setdefault(f"{release}/{gt_dir}/{gt_name}", []).append(f"{gt_question}\t{s.target['answer']}\n")
-    w.write_jsonl("MME/llava_mme.jsonl", rows)
-    for rel, lines in gt_files.items():
-        w.write_text(rel, "".join(lines), rows=len(lines))
 
 
-def _mmbench_tsv(samples: list[Sample]) -> str:
-    """The OpenCompass TSV of the HF rows: cells exactly as the HF loader saw them (pandas NA
-    rules already applied: NA cells are empty), the image base64-encoded."""
-    import pandas as pd
-
-    columns: list[str] = []
-    records = []
-    for s in samples:
-        row = dict(s.meta["row"])
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-        row["image"] = base64.b64encode(_image_bytes(s, "mmbench")).decode("ascii")
-        records.append(row)
-    columns.append("image")
-    frame = pd.DataFrame.from_records(records, columns=columns).astype(object)
-    frame = frame.where(frame.notna(), None)
-    return frame.to_csv(sep="\t", index=False, na_rep="", lineterminator="\n")
 
 
-def _convert_mmbench_file(rel: str) -> Callable[..., None]:
-    def convert(samples: list[Sample], w: LayoutWriter, source: str, hf_path: str, options: dict) -> None:
-        w.write_text(rel, _mmbench_tsv(samples), rows=len(samples))
-
-    convert.__doc__ = f"``{rel}``: one TSV row per HF row (circular copies included)."
-    return convert
 
 
-CONVERTERS: dict[str, Callable[..., None]] = {
-    "gqa": convert_gqa,
-    "pope": convert_pope,
-    "mme": convert_mme,
-    "mmbench": _convert_mmbench_file("mmbench/mmbench_dev_20230712.tsv"),
-    "mmbench_cn": _convert_mmbench_file("mmbench/mmbench_dev_cn_20231003.tsv"),
-}
 
 
-def supported_tasks() -> list[str]:
-    return list(CONVERTERS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,33 +210,17 @@ def count_check(task: str, samples: Sequence[Sample], *, full: bool) -> dict:
     (only for a full split: the caller raises); ``skipped`` (a partial local copy). POPE's
     per-split and MME's per-subtask counts are recorded always and compared for a full split.
     """
+    spec = _prepare_spec(task)
     found = len(samples)
-    expected = EXPECTED_QUESTIONS.get(task)
+    expected = spec.prepare.expected_questions if spec is not None else None
     result: dict[str, Any] = {"expected": expected, "found": found}
     problems: list[str] = []
     if expected is not None and found != expected:
         problems.append(f"{found:,} questions, the protocol expects {expected:,}")
-        hint = KNOWN_OTHER_COUNTS.get((task, found))
-        if hint:
-            problems.append(hint)
-    if task == "pope":
-        per_split = _counter(s.target["split"] for s in samples)
-        result["splits"] = per_split
-        if full and per_split == POPE_LMMS_LAB_SPLITS:
-            result["status"] = "warning"
-            result["message"] = ("lmms-lab/POPE has 3,000 questions per split (9,000); LLaVA-1.5/AlignGPT used "
-                                 "8,910 (random 2,910, POPE commit e3e39262). POPE numbers on this copy are not "
-                                 "directly comparable with the papers'.")
+    if spec is not None and spec.prepare.counts:
+        spec.resolve(spec.prepare.counts)(samples, full, result, problems)
+        if "status" in result:
             return result
-        if full and per_split != POPE_EXPECTED_SPLITS:
-            problems.append(f"questions per split {per_split}; LLaVA's copy has {POPE_EXPECTED_SPLITS}")
-    if task == "mme":
-        per_cat = _counter(s.target["category"] for s in samples)
-        result["categories"] = per_cat
-        if full and per_cat != MME_EXPECTED_CATEGORIES:
-            diff = sorted(c for c in set(per_cat) | set(MME_EXPECTED_CATEGORIES)
-                          if per_cat.get(c, 0) != MME_EXPECTED_CATEGORIES.get(c, 0))
-            problems.append(f"subtask counts differ from the protocol for {', '.join(diff)}")
     if not problems:
         result["status"] = "passed"
     elif full:
@@ -406,8 +235,8 @@ def count_check(task: str, samples: Sequence[Sample], *, full: bool) -> dict:
 
 def _comparable(s: Sample, task: str) -> tuple:
     target = s.target
-    if task == "pope" and isinstance(target, dict):
-        # The loaders record how they joined labels ('hf' / 'question_id' / 'position'); not data.
+    if isinstance(target, dict):
+        # Loaders may record how they joined labels (POPE: 'hf' / 'question_id' / 'position'); not data.
         target = {k: v for k, v in target.items() if k != "join"}
     image = s.image
     if isinstance(image, (bytes, bytearray)):
@@ -463,13 +292,14 @@ def read_manifest(out: Path) -> dict:
 def prepare_task(task: str, out: Path, *, hf_path: str | None = None, cache_dir: str | None = None,
                  strict_counts: bool = False, verify: bool = True) -> dict:
     """Convert one task into ``out``; returns its manifest entry (also merged into manifest.json)."""
-    if task not in CONVERTERS:
-        raise ConfigError(f"prepare does not support task {task!r}; supported: {', '.join(CONVERTERS)}")
+    spec = _prepare_spec(task)
+    if spec is None:
+        raise ConfigError(f"prepare does not support task {task!r}; supported: {', '.join(supported_tasks())}")
     out = Path(out)
-    hub = HUB_SOURCES[task]
-    path = hf_path or hub.hf_path
+    hub = spec.prepare
+    path = hf_path or hub.hub
     is_local = Path(path).expanduser().is_dir()
-    options = dict(hub.options) if path == hub.hf_path else {}
+    options = dict(hub.options) if path == hub.hub else {}
     loader_kwargs = dict(options)
     if cache_dir:
         loader_kwargs["cache_dir"] = cache_dir
@@ -487,7 +317,7 @@ def prepare_task(task: str, out: Path, *, hf_path: str | None = None, cache_dir:
     if manifest["tasks"].pop(task, None) is not None:
         atomic_write_json(out / MANIFEST, manifest, indent=1)
     writer = LayoutWriter(out)
-    CONVERTERS[task](samples, writer, str(path), path, {**options, "cache_dir": cache_dir})
+    spec.resolve(hub.converter)(samples, writer, str(path), path, {**options, "cache_dir": cache_dir})
     entry: dict[str, Any] = {
         "source": _source_description(path) | ({"options": options} if options else {}),
         "questions": len(samples),
@@ -509,9 +339,10 @@ def prepare(tasks: Sequence[str], out: str | Path, *, hf_paths: dict[str, str] |
             cache_dir: str | None = None, strict_counts: bool = False, verify: bool = True) -> dict:
     """Convert several tasks; returns the whole manifest. Unknown tasks fail before any work."""
     hf_paths = dict(hf_paths or {})
-    unknown = [t for t in tasks if t not in CONVERTERS]
+    supported = supported_tasks()
+    unknown = [t for t in tasks if t not in supported]
     if unknown:
-        raise ConfigError(f"prepare does not support {', '.join(unknown)}; supported: {', '.join(CONVERTERS)}")
+        raise ConfigError(f"prepare does not support {', '.join(unknown)}; supported: {', '.join(supported)}")
     stray = [t for t in hf_paths if t not in tasks]
     if stray:
         raise ConfigError(f"--hf-path given for {', '.join(stray)}, which is not in --tasks")

@@ -17,11 +17,8 @@ log = logging.getLogger(__name__)
 
 def write_submissions(evaluator, samples, predictions, out_dir: Path) -> list[Path]:
     """The evaluator's upload files in ``out_dir`` (none for locally scored tasks)."""
-    writer = getattr(evaluator, "write_submission", None)
-    if writer is None:
-        return []
     try:
-        return list(writer(samples, predictions, out_dir))
+        return list(evaluator.write_submission(samples, predictions, out_dir))
     except ModuleNotFoundError as err:
         package = (err.name or "").split(".")[0]
         if package not in EXTRA_OF:

@@ -27,16 +27,18 @@ from ..extras import import_optional
 from ..io import atomic_write_bytes
 from ..io import iter_jsonl
 from .stats import metric_at
-from .tables import COLUMNS
+from .tables import columns, layouts
 
-#: Paper column order (tables.LAYOUTS["all"]), extended by tasks that only have a fallback column.
-_ORDER = ("vqav2", "vqav2_val", "gqa", "vizwiz", "vizwiz_val", "scienceqa_img", "textvqa", "pope", "mme",
-          "mmbench", "mmbench_cn", "seed_image", "llava_bench", "mmvet")
+def _order() -> list[str]:
+    """Every task in paper column order (``order`` in task.yaml), fallback tasks after their column's."""
+    from ..harness.task_registry import ordered_specs
+
+    return [s.name for s in ordered_specs()]
 
 
 def task_title(task: str) -> str:
     """Short benchmark name as the tables print it (Markdown header)."""
-    for col in COLUMNS.values():
+    for col in columns().values():
         if task == col.key:
             return col.markdown
         if any(t == task for t, _ in col.fallbacks):
@@ -45,7 +47,8 @@ def task_title(task: str) -> str:
 
 
 def _task_sort(tasks: Sequence[str]) -> list[str]:
-    return sorted(tasks, key=lambda t: (_ORDER.index(t) if t in _ORDER else len(_ORDER), t))
+    order = _order()
+    return sorted(tasks, key=lambda t: (order.index(t) if t in order else len(order), t))
 
 
 def _headline(task: str) -> str | None:
@@ -328,7 +331,7 @@ def _row_value(row: Any, col: Any) -> float | None:
 @dataclass
 class RadarData:
     axes: list[str]
-    """Column keys (tables.COLUMNS) in paper order."""
+    """Column keys (:func:`~aligngpt.report.tables.columns`) in paper order."""
     labels: list[str]
     values: np.ndarray
     """(runs, axes) raw values."""
@@ -336,8 +339,13 @@ class RadarData:
     """(runs, axes) normalised to [inner, 1] per axis."""
 
 
-#: Top of each radar axis under ``normalise="range"``: the metric's own maximum (percentages 100).
-AXIS_MAX = {"mme": 2000.0}
+def axis_max() -> dict[str, float]:
+    """Top of each radar axis under ``normalise="range"``: the metric's own maximum (the
+    column's ``max`` in task.yaml; percentages 100)."""
+    from ..harness.task_registry import ordered_specs
+
+    return {s.column.key: s.column.axis_max for s in ordered_specs()
+            if s.column is not None and not s.column.fallback_for and s.column.axis_max != 100.0}
 
 
 def radar_data(rows: Sequence[Any], *, normalise: str = "range", inner: float = 0.2) -> RadarData:
@@ -350,16 +358,15 @@ def radar_data(rows: Sequence[Any], *, normalise: str = "range", inner: float = 
     (so small differences are visible, as in the paper's Fig. 1); an axis where all runs tie
     puts everyone at 1.  ``max``: value / best value.  Only columns every row has are used.
     """
-    from .tables import LAYOUTS
-
     if normalise not in ("range", "minmax", "max"):
         raise ValueError(f"normalise must be 'range', 'minmax' or 'max', got {normalise!r}")
     rows = list(rows)
     if not rows:
         raise ValueError("no rows for the radar chart")
     keys, table = [], []
-    for key in LAYOUTS["all"]:
-        vals = [_row_value(r, COLUMNS[key]) for r in rows]
+    cols = columns()
+    for key in layouts()["all"]:
+        vals = [_row_value(r, cols[key]) for r in rows]
         if all(v is not None for v in vals):
             keys.append(key)
             table.append(vals)
@@ -367,10 +374,11 @@ def radar_data(rows: Sequence[Any], *, normalise: str = "range", inner: float = 
         raise ValueError(f"a radar chart needs at least 3 benchmarks every run has; common: {keys}")
     values = np.asarray(table, dtype=np.float64).T
     radii = np.ones_like(values)
+    tops = axis_max()
     for j in range(values.shape[1]):
         col = values[:, j]
         if normalise == "range":
-            radii[:, j] = np.clip(col, 0, None) / max(AXIS_MAX.get(keys[j], 100.0), col.max())
+            radii[:, j] = np.clip(col, 0, None) / max(tops.get(keys[j], 100.0), col.max())
         elif normalise == "max":
             top = col.max()
             radii[:, j] = col / top if top > 0 else 1.0
@@ -396,8 +404,9 @@ def plot_radar(rows: Sequence[Any], out_prefix: str | Path, *, normalise: str = 
         ax.plot(closed, r, color=f"C{i % 10}", linewidth=1.5, label=label)
         ax.fill(closed, r, color=f"C{i % 10}", alpha=0.08)
     ticks = []
+    cols = columns()
     for j, key in enumerate(data.axes):
-        col = COLUMNS[key]
+        col = cols[key]
         best = data.values[:, j].max()
         ticks.append(f"{col.markdown}\n{best:.{col.decimals}f}")
     ax.set_xticks(angles, ticks, fontsize=8)

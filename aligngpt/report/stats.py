@@ -543,8 +543,6 @@ MME_PERCEPTION = ("existence", "count", "position", "color", "posters", "celebri
                   "landmark", "artwork", "ocr")
 MME_COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 POPE_SPLITS = ("random", "popular", "adversarial")
-_MEAN_TASKS = {"gqa": "accuracy", "textvqa": "accuracy", "vqav2_val": "accuracy", "vizwiz_val": "accuracy",
-               "scienceqa_img": "img_accuracy", "seed_image": "image_accuracy", "mmvet": "total"}
 
 
 @dataclass
@@ -740,25 +738,56 @@ def _llava_bench(records: Sequence[Mapping[str, Any]], task: str) -> tuple[TaskR
     return TaskResampling(ratio_statistic(num, den, scale=100.0), clusters, None), keep
 
 
+def _split_image(recs: Sequence[Mapping[str, Any]], task: str, metric: str) -> tuple[TaskResampling, list[int]]:
+    return _pope(recs, task, metric), list(range(len(recs)))
+
+
+#: ``resampling.scheme`` of a task.yaml -> (records, task, metric) -> (statistic, kept rows).
+_SCHEMES = {
+    "split_image": _split_image,
+    "subtask_image": _mme,
+    "circular_group": lambda recs, task, metric: _mmbench(recs, task),
+    "judge_ratio": lambda recs, task, metric: _llava_bench(recs, task),
+}
+
+#: ``question_mean`` record filters: which records a metric averages over.
+_KEEP = {
+    "all": lambda r, task, i: True,
+    "has_image": lambda r, task, i: bool(_field(r, ("has_image",), task, i)),
+    "scored": lambda r, task, i: r.get("score") is not None,  # a missing judgement is left out
+    "balanced": lambda r, task, i: r.get("balanced", True) is not False,  # GQA's eval.py: balanced only
+}
+
+
+def _resampling_of(task: str):
+    """The task's ``resampling`` section, or None (unknown task, or no local metric)."""
+    from ..harness.task_registry import all_specs
+
+    spec = all_specs().get(task)
+    return None if spec is None else spec.resampling
+
+
 def task_statistic(task: str, records: Sequence[Mapping[str, Any]], metric: str | None = None) -> TaskResampling:
     """Fast-path statistic, clusters and strata that reproduce a task's headline metric.
 
     Records are :func:`records_from_result` dicts or ``samples.jsonl`` lines; all need a numeric
-    ``score`` (1 right / 0 wrong; soft for VQA-style and MM-Vet). Per task:
+    ``score`` (1 right / 0 wrong; soft for VQA-style and MM-Vet). The task's ``task.yaml``
+    ``resampling`` section picks the scheme and, per metric, the records kept (the first metric
+    listed is the default):
 
-    * mean tasks (gqa, textvqa, vqav2_val, vizwiz_val, seed_image, mmvet): ``100 * mean(score)``,
-      one cluster per question; mmvet drops missing (``score`` None) judgements, gqa drops
-      records with ``balanced`` False;
-    * scienceqa_img ``img_accuracy``: the mean over records with ``has_image``; ``accuracy``: all;
-    * pope ``f1``/``accuracy``: mean over splits of the per-split metric, strata = split
-      (``split`` or ``category``), clusters = (split, image); gold = ``label``/``target`` (only
-      ``"no"`` is negative, as eval_pope.py), prediction = ``parsed`` or implied by ``score``;
-    * mme ``perception``/``cognition``: sum over subtasks of ``100*acc + 100*acc+``,
-      strata = subtask (``category``), clusters = (subtask, image), the image taken from
-      ``image``, ``answer_question_id`` or the loader's ``"<image>#k"`` question id;
-    * mmbench(_cn) ``circular_accuracy``: cluster = ``index % 1e6``, hit = every copy right;
-      orphan copies and questions with a missing judgement (``score`` None) are left out;
-    * llava_bench ``relative_score``: ``100 * sum(model) / sum(reference)`` judge scores.
+    * ``question_mean``: ``100 * mean(score)``, one cluster per question, over the records the
+      metric's filter keeps (``all``; ``has_image``; ``scored``: ``score`` not None, i.e. a
+      judgement is not missing; ``balanced``: ``balanced`` not False, as GQA's eval.py);
+    * ``split_image`` (POPE ``f1``/``accuracy``): mean over splits of the per-split metric,
+      strata = split (``split`` or ``category``), clusters = (split, image); gold =
+      ``label``/``target`` (only ``"no"`` is negative, as eval_pope.py), prediction = ``parsed``
+      or implied by ``score``;
+    * ``subtask_image`` (MME ``perception``/``cognition``): sum over subtasks of
+      ``100*acc + 100*acc+``, strata = subtask (``category``), clusters = (subtask, image), the
+      image taken from ``image``, ``answer_question_id`` or the loader's ``"<image>#k"`` id;
+    * ``circular_group`` (MMBench ``circular_accuracy``): cluster = ``index % 1e6``, hit = every
+      copy right; orphan copies and questions with a missing judgement are left out;
+    * ``judge_ratio`` (LLaVA-W ``relative_score``): ``100 * sum(model) / sum(reference)``.
 
     ``question_ids`` of the result lists the records the statistic uses, in row order.
     """
@@ -766,37 +795,21 @@ def task_statistic(task: str, records: Sequence[Mapping[str, Any]], metric: str 
     if not recs:
         raise ValueError(f"{task}: no records")
     qids = [str(r.get("question_id", i)) for i, r in enumerate(recs)]
-    defaults = {"pope": "f1", "mme": "perception", "mmbench": "circular_accuracy",
-                "mmbench_cn": "circular_accuracy", "llava_bench": "relative_score", **_MEAN_TASKS}
-    if task not in defaults:
+    plan = _resampling_of(task)
+    if plan is None:
         raise ValueError(f"no fast statistic for task {task!r}; use bootstrap_ci with evaluator_metric")
-    metric = metric or defaults[task]
-    allowed = {"pope": ("f1", "accuracy"), "mme": ("perception", "cognition"),
-               "scienceqa_img": ("img_accuracy", "accuracy")}.get(task, (defaults[task],))
-    if metric not in allowed:
-        raise ValueError(f"{task}: no fast statistic for {metric!r} (have {', '.join(allowed)}); "
+    metric = metric or next(iter(plan.metrics))
+    if metric not in plan.metrics:
+        raise ValueError(f"{task}: no fast statistic for {metric!r} (have {', '.join(plan.metrics)}); "
                          "use bootstrap_ci with evaluator_metric")
-    if task == "pope":
-        out, keep = _pope(recs, task, metric), list(range(len(recs)))
-    elif task == "mme":
-        out, keep = _mme(recs, task, metric)
-    elif task in ("mmbench", "mmbench_cn"):
-        out, keep = _mmbench(recs, task)
-    elif task == "llava_bench":
-        out, keep = _llava_bench(recs, task)
-    else:
-        if task == "scienceqa_img" and metric == "img_accuracy":
-            keep = [i for i, r in enumerate(recs) if _field(r, ("has_image",), task, i)]
-        elif task == "mmvet":
-            keep = [i for i, r in enumerate(recs) if r.get("score") is not None]
-        elif task == "gqa":  # eval.py scores only the balanced questions
-            keep = [i for i, r in enumerate(recs) if r.get("balanced", True) is not False]
-        else:
-            keep = list(range(len(recs)))
+    if plan.scheme == "question_mean":
+        keep = [i for i, r in enumerate(recs) if _KEEP[plan.metrics[metric]](r, task, i)]
         if not keep:
             raise ValueError(f"{task}: no scored records for {metric}")
         stat = mean_statistic([_score(recs[i], task, i) for i in keep], scale=100.0)
         out = TaskResampling(stat, [qids[i] for i in keep], None)
+    else:
+        out, keep = _SCHEMES[plan.scheme](recs, task, metric)
     out.question_ids = [qids[i] for i in keep]
     return out
 

@@ -35,45 +35,55 @@ class Column:
         return ((self.key, self.metric),) + self.fallbacks
 
 
-COLUMNS: dict[str, Column] = {c.key: c for c in (
-    Column("vqav2", "VQAv2", "VQAv2", "accuracy", (("vqav2_val", "accuracy"),)),
-    Column("gqa", "GQA", "GQA", "accuracy"),
-    Column("vizwiz", "VizWiz", "VizWiz", "accuracy", (("vizwiz_val", "accuracy"),)),
-    Column("scienceqa_img", r"SQA\textsuperscript{I}", "SQA-I", "img_accuracy"),
-    Column("textvqa", "TextVQA", "TextVQA", "accuracy"),
-    Column("pope", "POPE", "POPE", "f1"),
-    Column("mme", "MME", "MME", "perception"),
-    Column("mmbench", "MMB", "MMB", "circular_accuracy"),
-    Column("mmbench_cn", r"MMB\textsuperscript{CN}", "MMB-CN", "circular_accuracy"),
-    Column("seed_image", r"SEED\textsuperscript{I}", "SEED-I", "image_accuracy"),
-    Column("llava_bench", r"LLaVA\textsuperscript{W}", "LLaVA-W", "relative_score"),
-    Column("mmvet", "MM-Vet", "MM-Vet", "total"),
-)}
+def _column_specs():
+    from ..harness.task_registry import ordered_specs
 
-ACADEMIC = ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa")
-INSTRUCTION = ("pope", "mme", "mmbench", "mmbench_cn", "seed_image", "llava_bench", "mmvet")
-LAYOUTS: dict[str, tuple[str, ...]] = {
-    "academic": ACADEMIC,
-    "instruction": INSTRUCTION,
-    "all": ACADEMIC + INSTRUCTION,
-    # the columns of the paper's ablation Tables 3 and 4
-    "ablation": ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa", "pope", "mme", "mmbench", "seed_image"),
-}
+    return [s for s in ordered_specs() if s.column is not None]
 
-#: What each column's number is, for the automatic footnote.
-_METRIC_NOTES = {
-    "vqav2": "VQAv2: VQA accuracy (test-dev, server)",
-    "vizwiz": "VizWiz: VQA accuracy (test, server)",
-    "scienceqa_img": "SQA-I: accuracy on the ScienceQA test questions with an image",
-    "textvqa": "TextVQA: val accuracy with OCR tokens in the prompt",
-    "pope": "POPE: F1 averaged over the random, popular and adversarial splits",
-    "mme": "MME: perception score (max 2000)",
-    "mmbench": "MMB: CircularEval accuracy (dev)",
-    "mmbench_cn": "MMB-CN: CircularEval accuracy (dev)",
-    "seed_image": "SEED-I: accuracy on the image questions",
-    "llava_bench": "LLaVA-W: judge relative score",
-    "mmvet": "MM-Vet: judge total score",
-}
+
+def columns() -> dict[str, Column]:
+    """Every table column in paper order, from the tasks' ``column`` sections; a task with
+    ``fallback_for`` fills another task's column where a row lacks that task."""
+    specs = _column_specs()
+    out: dict[str, Column] = {}
+    for spec in specs:
+        c = spec.column
+        if c.fallback_for:
+            continue
+        fallbacks = tuple((s.name, s.column.metric) for s in specs if s.column.fallback_for == spec.name)
+        out[c.key] = Column(c.key, c.latex, c.markdown, c.metric, fallbacks)
+    return out
+
+
+def layouts() -> dict[str, tuple[str, ...]]:
+    """Named column sets: the paper's two tables, both, and its ablation Tables 3-4."""
+    specs = [s for s in _column_specs() if not s.column.fallback_for]
+    academic = tuple(s.column.key for s in specs if s.column.group == "academic")
+    instruction = tuple(s.column.key for s in specs if s.column.group == "instruction")
+    return {
+        "academic": academic,
+        "instruction": instruction,
+        "all": academic + instruction,
+        "ablation": tuple(s.column.key for s in specs if s.column.ablation),
+    }
+
+
+def metric_notes() -> dict[str, str]:
+    """What each column's number is, for the automatic footnote."""
+    return {s.column.key: s.column.note for s in _column_specs() if s.column.note and not s.column.fallback_for}
+
+
+def __getattr__(name: str):
+    # The former constants, computed from the registry on access (plugin tasks included).
+    if name == "COLUMNS":
+        return columns()
+    if name == "LAYOUTS":
+        return layouts()
+    if name in ("ACADEMIC", "INSTRUCTION"):
+        return layouts()[name.lower()]
+    raise AttributeError(name)
+
+
 _FALLBACK_MARK = "§"
 _UNRANKED_MARK = "‡"
 _LATEX_MARKS = {"†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "*": "*"}
@@ -230,13 +240,14 @@ class _Cell:
 
 
 def _columns(layout: str | Sequence[str]) -> list[Column]:
-    keys = LAYOUTS.get(layout) if isinstance(layout, str) else tuple(layout)
+    named, cols = layouts(), columns()
+    keys = named.get(layout) if isinstance(layout, str) else tuple(layout)
     if keys is None:
-        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)} or a list of tasks")
-    unknown = [k for k in keys if k not in COLUMNS]
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(named)} or a list of tasks")
+    unknown = [k for k in keys if k not in cols]
     if unknown:
-        raise ValueError(f"unknown column(s) {unknown}; known: {', '.join(COLUMNS)}")
-    return [COLUMNS[k] for k in keys]
+        raise ValueError(f"unknown column(s) {unknown}; known: {', '.join(cols)}")
+    return [cols[k] for k in keys]
 
 
 def render_table(rows: Sequence[TableRow], layout: str | Sequence[str] = "all", fmt: str = "latex",
@@ -334,7 +345,8 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
     out: list[str] = []
     if auto:
         keys = [c.key for c in cols]
-        defs = [_METRIC_NOTES[k] for k in keys if k in _METRIC_NOTES]
+        meaning = metric_notes()
+        defs = [meaning[k] for k in keys if k in meaning]
         if defs:
             out.append(esc("Metrics: " + "; ".join(defs) + "."))
         if used_fallback:
@@ -352,9 +364,10 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
         protocols = sorted({p for r in rows if not r.is_literature for p in r.protocols.values()})
         if protocols:
             out.append(esc("Protocol: " + ", ".join(protocols) + "."))
-        judged = [k for k in ("llava_bench", "mmvet") if k in keys]
+        judge_scored = {s.column.key: s for s in _column_specs() if s.scoring == "judge" and not s.column.fallback_for}
+        judged = [k for k in judge_scored if k in keys]
         if judged:
-            names = {"llava_bench": "LLaVA-W", "mmvet": "MM-Vet"}
+            names = {k: c.markdown for k, c in columns().items()}
             by_judges: dict[str, list[str]] = {}
             for k in judged:
                 used = sorted({r.judges[k] for r in rows if not r.is_literature and k in r.judges})
@@ -362,7 +375,8 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
                     by_judges.setdefault(", ".join(used), []).append(names[k])
             if by_judges:
                 out.append(esc("; ".join(f"{' and '.join(t)} judged by {j}" for j, t in by_judges.items()) + "."))
-            pinned = {"llava_bench": "LLaVA-W gpt-4-0314", "mmvet": "MM-Vet gpt-4-0613"}
+            pinned = {k: f"{names[k]} {judge_scored[k].resolve(judge_scored[k].evaluator_ref).official_judge_model}"
+                      for k in judged}
             lit = [k for k in judged if any(r.is_literature and k in r.metrics for r in rows)]
             if lit:
                 out.append(esc("Published numbers were judged by GPT-4 (the official scripts pin "
@@ -376,7 +390,7 @@ def _footnotes(rows, cols, fmt, baseline, sig_levels, used_fallback, any_ci, any
         for r in rows:
             for task, note in r.notes.items():
                 if task in keys:
-                    out.append(esc(f"{r.label}, {COLUMNS[task].markdown}: {note}."))
+                    out.append(esc(f"{r.label}, {columns()[task].markdown}: {note}."))
     out.extend(esc(n) for n in notes)
     return out
 
@@ -448,7 +462,7 @@ def load_run_row(run_dir: str | Path, label: str | None = None) -> TableRow:
 
 
 def _column_for_task(task: str) -> tuple[str, str] | None:
-    for col in COLUMNS.values():
+    for col in columns().values():
         for t, metric in col.candidates():
             if t == task:
                 return col.key, metric

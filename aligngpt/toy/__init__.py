@@ -1,4 +1,4 @@
-"""A deterministic synthetic "toy world" and toy versions of the 12 benchmarks.
+"""A deterministic synthetic "toy world" and toy versions of the benchmarks.
 
 ``generate_toy_data(out_dir)`` writes, from one seed and in seconds on a CPU:
 
@@ -10,7 +10,7 @@
 - ``out_dir/toy_manifest.json``: everything above in one summary.
 
 The same arguments give byte-identical files. See ``world`` (scenes and rendering), ``text``
-(captions and question families), ``benchmarks`` (the writers) and ``training_data``.
+(captions and question families), ``benchmarks`` (dispatch to each task folder's ``toy.py``) and ``training_data``.
 """
 from __future__ import annotations
 
@@ -18,15 +18,24 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .benchmarks import BENCHMARKS, CHANCE_LEVELS, MANIFEST, TASKS, chance_levels, write_benchmarks
+from . import benchmarks as _benchmarks
+from .benchmarks import MANIFEST, chance_levels, chance_table, toy_benchmarks, toy_tasks, write_benchmarks
 from .training_data import write_instruct, write_pretrain
 from .world import Scene, ToyObject, ToyText, render_scene, rng_for, sample_scene
 
 __all__ = [
-    "BENCHMARKS", "CHANCE_LEVELS", "TASKS", "Scene", "ToyObject", "ToyText", "chance_levels",
+    "BENCHMARKS", "CHANCE_LEVELS", "TASKS", "Scene", "ToyObject", "ToyText", "chance_levels", "chance_table",
+    "toy_benchmarks", "toy_tasks",
     "generate_toy_data", "render_scene", "rng_for", "sample_scene", "write_benchmarks", "write_instruct",
     "write_pretrain",
 ]
+
+
+def __getattr__(name: str):
+    # BENCHMARKS / TASKS / CHANCE_LEVELS are read from the task registry on each access.
+    if name in ("BENCHMARKS", "TASKS", "CHANCE_LEVELS"):
+        return getattr(_benchmarks, name)
+    raise AttributeError(name)
 
 
 def generate_toy_data(

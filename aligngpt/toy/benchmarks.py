@@ -1,4 +1,4 @@
-"""Writers for the toy versions of the 12 benchmarks, and their chance levels.
+"""The toy versions of the benchmarks: dispatch to each task folder's ``toy.py`` writer.
 
 ``write_benchmarks(root)`` lays the toy data out exactly like LLaVA-1.5's
 ``playground/data/eval`` (interface.md, "Task names and metric keys"), so the local loaders,
@@ -10,59 +10,55 @@ import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from .bench_judge import write_llava_bench, write_mmvet
-from .bench_mc import write_mmbench, write_scienceqa, write_seed
-from .bench_vqa import write_gqa, write_textvqa, write_vizwiz, write_vqav2
-from .bench_yesno import write_mme, write_pope
-
 Writer = Callable[..., dict]
 
-#: benchmark folder writer -> the evaluation tasks (interface.md names) it provides.
-BENCHMARKS: dict[str, tuple[Writer, tuple[str, ...], bool]] = {
-    # name: (writer, tasks, wide images)
-    "vqav2": (write_vqav2, ("vqav2", "vqav2_val"), False),
-    "gqa": (write_gqa, ("gqa",), False),
-    "vizwiz": (write_vizwiz, ("vizwiz", "vizwiz_val"), False),
-    "scienceqa": (write_scienceqa, ("scienceqa_img",), False),
-    "textvqa": (write_textvqa, ("textvqa",), True),
-    "pope": (write_pope, ("pope",), False),
-    "mme": (write_mme, ("mme",), False),
-    "mmbench": (write_mmbench, ("mmbench", "mmbench_cn"), False),
-    "seed": (write_seed, ("seed_image",), False),
-    "llava_bench": (write_llava_bench, ("llava_bench",), True),
-    "mmvet": (write_mmvet, ("mmvet",), True),
-}
-TASKS: tuple[str, ...] = tuple(t for _, tasks, _ in BENCHMARKS.values() for t in tasks)
 
-#: What "chance" means for each task, with the value where the toy design fixes it. Values
-#: marked None depend on the generated questions; ``write_benchmarks`` computes them and stores
-#: them in ``toy_manifest.json`` under ``chance`` (see :func:`chance_levels`).
-CHANCE_LEVELS: dict[str, dict] = {
-    "vqav2": {"metrics": {}, "rule": "server-scored (test-dev); no local metric"},
-    "vqav2_val": {"metrics": {"accuracy": None},
-                  "rule": "blind prior: the most common gold answer of each answer type (yes/no, number, other), "
-                          "counted as exact matches with the canonical answer"},
-    "gqa": {"metrics": {"accuracy": None, "binary": 50.0, "open": None},
-            "rule": "binary questions: random of two answers (50%); open questions: the most common answer"},
-    "vizwiz": {"metrics": {}, "rule": "server-scored (test); no local metric"},
-    "vizwiz_val": {"metrics": {"accuracy": None, "unanswerable": 100.0},
-                   "rule": "always answering 'unanswerable' (the VizWiz prior): accuracy = share of unanswerable"},
-    "scienceqa_img": {"metrics": {"img_accuracy": None, "accuracy": None},
-                      "rule": "uniform random letter: mean of 1/len(choices) over the questions"},
-    "textvqa": {"metrics": {"accuracy": None}, "rule": "always giving the most common answer"},
-    "pope": {"metrics": {"f1": 50.0, "accuracy": 50.0},
-             "rule": "uniform random yes/no on balanced labels: accuracy, precision, recall 50 and F1 of the "
-                     "expected counts 50; "
-                     "always 'yes' gives F1 66.7 and accuracy 50"},
-    "mme": {"metrics": {"perception": 750.0, "cognition": 300.0},
-            "rule": "uniform random yes/no: acc 50 + acc+ 25 = 75 per subtask; 10 perception, 4 cognition subtasks"},
-    "mmbench": {"metrics": {"circular_accuracy": None},
-                "rule": "uniform random letter on every circular pass: mean of (1/N)^N over questions with N options"},
-    "mmbench_cn": {"metrics": {"circular_accuracy": None}, "rule": "as mmbench, over the translated questions"},
-    "seed_image": {"metrics": {"image_accuracy": 25.0}, "rule": "uniform random letter of 4 options"},
-    "llava_bench": {"metrics": {"relative_score": None}, "rule": "judge-scored; no chance level"},
-    "mmvet": {"metrics": {"total": None}, "rule": "judge-scored; no chance level"},
-}
+def _toy_specs():
+    from ..harness.task_registry import ordered_specs
+
+    return [s for s in ordered_specs() if s.toy is not None]
+
+
+def toy_benchmarks() -> dict[str, tuple[Writer, tuple[str, ...], bool]]:
+    """Toy folder writer name -> (writer, the tasks it provides, wide images), in paper order.
+
+    Read from each task's ``toy`` section: the task naming a ``writer`` owns the folder, sibling
+    tasks name the same ``benchmark``."""
+    specs = _toy_specs()
+    out: dict[str, tuple[Writer, tuple[str, ...], bool]] = {}
+    for spec in specs:
+        if spec.toy.writer is None:
+            continue
+        name = spec.toy.benchmark
+        if name in out:
+            raise ValueError(f"{spec.path}: toy benchmark {name!r} already has a writer")
+        tasks = tuple(s.name for s in specs if s.toy.benchmark == name)
+        out[name] = (spec.resolve(spec.toy.writer), tasks, spec.toy.wide_images)
+    return out
+
+
+def toy_tasks() -> tuple[str, ...]:
+    """Every task the toy suite provides."""
+    return tuple(t for _, ts, _ in toy_benchmarks().values() for t in ts)
+
+
+def chance_table() -> dict[str, dict]:
+    """What "chance" means for each task (``toy.chance`` / ``toy.chance_rule``), with the value
+    where the toy design fixes it. None values depend on the generated questions;
+    ``write_benchmarks`` computes them into ``toy_manifest.json`` (see :func:`chance_levels`)."""
+    return {s.name: {"metrics": dict(s.toy.chance), "rule": s.toy.chance_rule} for s in _toy_specs()}
+
+
+def __getattr__(name: str):
+    # Module constants kept for callers; computed on access so plugin tasks are included.
+    if name == "BENCHMARKS":
+        return toy_benchmarks()
+    if name == "TASKS":
+        return toy_tasks()
+    if name == "CHANCE_LEVELS":
+        return chance_table()
+    raise AttributeError(name)
+
 
 MANIFEST = "toy_manifest.json"
 Size = Union[int, Sequence[int]]
@@ -75,10 +71,10 @@ def _sizes(image_size: Size) -> tuple[Size, Size]:
     return tuple(image_size), tuple(image_size)  # type: ignore[return-value]
 
 
-def _task_chance(name: str, stats: dict) -> dict[str, dict]:
+def _task_chance(provided: tuple[str, ...], stats: dict) -> dict[str, dict]:
     """Split a writer's chance numbers into per-task dicts."""
     chance = stats.get("chance", {})
-    tasks = BENCHMARKS[name][1]
+    tasks = provided
     if len(tasks) == 1:
         return {tasks[0]: chance}
     out = {}
@@ -96,18 +92,19 @@ def write_benchmarks(root: Union[str, Path], seed: int = 0, n_per_task: int = 30
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    names = list(BENCHMARKS) if benchmarks is None else list(benchmarks)
-    unknown = [b for b in names if b not in BENCHMARKS]
+    known = toy_benchmarks()
+    names = list(known) if benchmarks is None else list(benchmarks)
+    unknown = [b for b in names if b not in known]
     if unknown:
-        raise ValueError(f"unknown toy benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+        raise ValueError(f"unknown toy benchmark(s) {unknown}; known: {', '.join(known)}")
     square, wide = _sizes(image_size)
     stats: dict[str, dict] = {}
     chance: dict[str, dict] = {}
     for name in names:
-        writer, _tasks, is_wide = BENCHMARKS[name]
+        writer, provided, is_wide = known[name]
         st = writer(root, seed, n_per_task, wide if is_wide else square)
         stats[name] = st
-        chance.update(_task_chance(name, st))
+        chance.update(_task_chance(provided, st))
     manifest = {
         "generator": "aligngpt.toy",
         "seed": seed,

@@ -21,8 +21,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import text as T
-from .bench_judge import complex_question, conv_question
-from .bench_yesno import MME_SUBTASKS, mme_item  # the benchmark's own generators
+from aligngpt.tasks.llava_bench.toy import complex_question, conv_question
+from aligngpt.tasks.mme.toy import MME_SUBTASKS, mme_item  # the benchmark's own generators
 from .layout import LETTERS, MC_ANSWER, MC_ANSWER_CN, MME_YESNO, SHORT_ANSWER, VIZWIZ_SUFFIX, mc_block
 from .world import (
     SHAPE_SIDES, SHAPES, WORDS, Scene, encode_image, render_scene, render_text_card, rng_for, sample_scene,

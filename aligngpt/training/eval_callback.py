@@ -61,7 +61,6 @@ class HarnessEvalCallback(TrainerCallback):
 
     def evaluate(self, model) -> dict[str, float]:
         from aligngpt.engine.batched import InferenceEngine
-        from aligngpt.evaluators import get_evaluator
         from aligngpt.harness.scoring import decoding, generate_answers, score_answers
 
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -84,7 +83,7 @@ class HarnessEvalCallback(TrainerCallback):
                     torch.distributed.all_gather_object(parts, answers)
                     answers = {k: v for part in parts for k, v in part.items()}
                 if rank == 0:
-                    scored, _ = score_answers(spec, get_evaluator(spec.evaluator), samples, answers,
+                    scored, _ = score_answers(spec, spec.make_evaluator(), samples, answers,
                                               self.settings.judge)
                     metrics.update(_flat_numbers(scored.metrics, f"eval/{spec.name}"))
         finally:

@@ -1,0 +1,1 @@
+"""The mmbench_cn benchmark: task.yaml and its code (see docs/adding-a-benchmark.md)."""

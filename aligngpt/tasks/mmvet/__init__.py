@@ -1,0 +1,1 @@
+"""The mmvet benchmark: task.yaml and its code (see docs/adding-a-benchmark.md)."""

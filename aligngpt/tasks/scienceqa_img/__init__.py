@@ -1,0 +1,1 @@
+"""The scienceqa_img benchmark: task.yaml and its code (see docs/adding-a-benchmark.md)."""
