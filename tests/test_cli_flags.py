@@ -154,13 +154,13 @@ def _stub_eval(monkeypatch):
 
 def _stub_train(monkeypatch):
     cli = _train_cli()
-    import aligngpt.training.lora as lora
+    import aligngpt.training.merge as merge
     import aligngpt.training.toy as toy
 
     monkeypatch.setattr(cli, "_run_score", lambda ns: 0)
     monkeypatch.setattr(cli, "_run_train", lambda ns: 0)
     monkeypatch.setattr(toy, "setup_toy", lambda *a, **k: {})
-    monkeypatch.setattr(lora, "merge_lora", lambda *a, **k: "merged")
+    monkeypatch.setattr(merge, "merge_lora", lambda *a, **k: "merged")
 
 
 def test_every_flag_of_every_command_rejects_bad_values_in_one_line(world, capsys, monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aligngpt.cli.report_cli import main as report_main
+from aligngpt.cli.eval_cli import main as report_main
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.harness.grid import (
     count_journaled,
@@ -176,7 +176,7 @@ _WRAPPER = textwrap.dedent("""
     journal.PredictionJournal.append = new_append
     batched.InferenceEngine.generate = new_generate
 
-    from aligngpt.cli.report_cli import main
+    from aligngpt.cli.eval_cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aligngpt.cli.report_cli import main as report_main
+from aligngpt.cli.eval_cli import main as report_main
 from aligngpt.errors import DataError
 from aligngpt.report.plots import (
     fixed_level_series,

@@ -162,7 +162,7 @@ def test_lora_trains_adapters_projector_and_gate(ws, stage1):
     assert not torch.equal(state["gated_weight_layer.mlp.0.weight"], snap.before["gated_weight_layer.original_module.mlp.0.weight"])
     torch.testing.assert_close(state["gated_weight_layer.mlp.0.weight"], snap.after["gated_weight_layer.modules_to_save.default.mlp.0.weight"])
     # merge-lora rebuilds the model from the recorded options and merges the saved adapter: same weights.
-    from aligngpt.training.lora import merge_lora
+    from aligngpt.training.merge import merge_lora
 
     again, _ = aligngpt.load_pretrained(merge_lora(result.output_dir, ws["root"] / "lora-merged"), dtype=torch.float32)
     for key, value in again.state_dict().items():

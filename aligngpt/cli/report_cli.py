@@ -2,14 +2,12 @@
 
 ``add_report_parsers(subparsers)`` adds the three subcommands to the ``aligngpt-eval`` parser
 (each sets ``func``); ``cmd_grid``/``cmd_table``/``cmd_plot`` run them and return an exit code.
-``python -m aligngpt.cli.report_cli ...`` runs them standalone.
 
 RUN_DIR arguments are run folders (``results.json`` inside) or grid output folders
 (``grid_state.json`` inside), which stand for their finished cells.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -191,25 +189,3 @@ def cmd_plot(args) -> int:
     for p in paths:
         print(p)
     return 0
-
-
-# --------------------------------------------------------------------------- standalone
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="aligngpt-eval", description="Ablation grids, tables and figures.")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_report_parsers(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m aligngpt.cli.report_cli grid|table|plot ...`` = ``aligngpt-eval grid|table|plot ...``."""
-    from .eval_cli import main as eval_main
-
-    return eval_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(paths, indent=2))
             return 0
         if ns.command == "merge-lora":
-            from ..training.lora import merge_lora
+            from ..training.merge import merge_lora
 
             print(merge_lora(ns.run_dir, ns.out))
             return 0

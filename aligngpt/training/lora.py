@@ -12,10 +12,8 @@ output holds the adapter and ``merge-lora`` rebuilds the full-precision model an
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -99,27 +97,3 @@ def lora_modules_to_save(trainable_prefixes: tuple[str, ...]) -> list[str]:
 def merge_into_base(peft_model: nn.Module) -> nn.Module:
     """The plain AlignGPT model with the adapters folded into the LLM weights."""
     return peft_model.merge_and_unload()
-
-
-def merge_lora(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Rebuild a LoRA/QLoRA run's model in full precision, merge its adapter, save the folder."""
-    from aligngpt.modeling.loading import save_pretrained
-
-    from .run import TrainOptions, build_for_training
-
-    import_optional("peft", "merge-lora")
-    run_dir = Path(run_dir)
-    args_file = run_dir / "aligngpt_train_args.json"
-    if not args_file.is_file() or not (run_dir / ADAPTER_DIR).is_dir():
-        raise ConfigError(f"{run_dir}: not a LoRA run folder (needs aligngpt_train_args.json and {ADAPTER_DIR}/)")
-    from peft import PeftModel
-
-    opts = TrainOptions(**json.loads(args_file.read_text(encoding="utf-8")))
-    opts.bits = 16
-    opts.lora_enable = False
-    model, processor, _ = build_for_training(opts)
-    peft_model = PeftModel.from_pretrained(model, run_dir / ADAPTER_DIR)
-    merged = merge_into_base(peft_model)
-    target = Path(out) if out is not None else run_dir
-    save_pretrained(merged, processor, target)
-    return target

@@ -4,20 +4,33 @@ from __future__ import annotations
 import io
 import logging
 import statistics
-from typing import TYPE_CHECKING, Any, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Sequence
 
 from aligngpt.extras import available, install_hint
 from aligngpt.io import atomic_write_bytes, atomic_write_json
 
 from .bucketing import Bucketing
 
-if TYPE_CHECKING:
-    from .scoring import ScoreOptions
-
 log = logging.getLogger(__name__)
 
 
-def build_report(opts: "ScoreOptions", buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
+class ScoreRun(Protocol):
+    """What the report reads from a scoring run (``scoring.ScoreOptions`` satisfies it; naming the
+    fields here keeps this module from importing the scorer that imports it)."""
+
+    data: Any
+    out: Any
+    clip: Any
+
+    @property
+    def histogram_path(self) -> Path: ...
+
+    @property
+    def report_path(self) -> Path: ...
+
+
+def build_report(opts: ScoreRun, buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
     return {
         "data": str(opts.data),
         "output": str(opts.out),
@@ -64,7 +77,7 @@ def histogram_png(scores: Sequence[float], buckets: Bucketing, title: str) -> by
     return buf.getvalue()
 
 
-def write_report(opts: "ScoreOptions", buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
+def write_report(opts: ScoreRun, buckets: Bucketing, scores: Sequence[float]) -> dict[str, Any]:
     """The JSON report, and the histogram when matplotlib is installed (an optional figure)."""
     report = build_report(opts, buckets, scores)
     if available("matplotlib"):
