@@ -196,6 +196,36 @@ def test_a_plugin_folder_in_a_grid(plugin_env, tmp_path, capsys):
     assert "ShapeCnt" in table
 
 
+def test_an_entry_point_package_registers_its_folders(tmp_path, monkeypatch, capsys):
+    """The third mechanism: another installed package names itself in the ``aligngpt.tasks`` group."""
+    from importlib.metadata import EntryPoint
+
+    from aligngpt.harness import task_registry
+
+    package = tmp_path / "site" / "mybench_tasks"
+    (package / "shapecount").parent.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    write_plugin(package)
+    (package / "shapecount" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delenv(PATH_ENV, raising=False)
+    monkeypatch.setenv("ALIGNGPT_CACHE", str(tmp_path / "cache"))
+    point = EntryPoint(name="mybench", value="mybench_tasks", group=task_registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(task_registry, "entry_points",
+                        lambda group: [point] if group == task_registry.ENTRY_POINT_GROUP else [])
+    task_registry.clear_cache()
+    try:
+        spec = task_registry.get_spec("shapecount")
+        assert spec.package == "mybench_tasks.shapecount"
+        code = eval_main(["run", "--tasks", "shapecount", "--limit", "2", "--batch-size", "2",
+                          "--max-new-tokens", "4", "--output-dir", str(tmp_path / "runs"), "--json"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert json.loads(captured.out)["tasks"]["shapecount"]["n"] == 2
+    finally:
+        task_registry.clear_cache()
+
+
 def test_include_path_flag_registers_a_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(PATH_ENV, raising=False)  # restored after the test, whatever the flag sets
     plugins = tmp_path / "elsewhere"
