@@ -63,9 +63,17 @@ log = logging.getLogger(__name__)
 #: processes start there so that ``python -m dev.toy_recipe`` resolves; nothing is written there.
 IMPORT_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("data", "tokenizer", "clip", "base_lm", "score", "pretrain", "finetune", "install", "evaluate", "results")
-#: The locally scored toy tasks, in the order results are reported.
-LOCAL_TASKS = ("gqa", "pope", "mme", "scienceqa_img", "textvqa", "seed_image", "mmbench", "mmbench_cn",
-               "vqav2_val", "vizwiz_val")
+
+
+def local_toy_tasks() -> tuple[str, ...]:
+    """The locally scored tasks that have a toy version, in the paper's column order (registry)."""
+    from aligngpt.harness.task_registry import ordered_specs
+
+    return tuple(s.name for s in ordered_specs() if s.toy is not None and s.scoring == "local")
+
+
+#: What the recipe evaluates and reports: every locally scored toy task the registry knows.
+LOCAL_TASKS = local_toy_tasks()
 INSTALL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")  # + the tokenizer's files
 #: What the bundled config names as its vision tower (the weights are embedded in the checkpoint).
 TOWER_NAME = "aligngpt-toy-clip"
