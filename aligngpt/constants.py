@@ -1,4 +1,4 @@
-"""Constants fixed by the released AlignGPT / LLaVA-1.5 code (reference-code.md §1.5)."""
+"""Constants fixed by the released AlignGPT / LLaVA-1.5 code (docs/reference-code.md, section 1)."""
 
 IGNORE_INDEX = -100
 IMAGE_TOKEN_INDEX = -200

@@ -57,10 +57,6 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             raise DataError(path, f"malformed JSON line: {exc.msg}", line=lineno) from None
 
 
-def read_jsonl(path: str | Path) -> list[Any]:
-    return [obj for _, obj in iter_jsonl(path)]
-
-
 def with_filename(exc: OSError, path: str | Path) -> OSError:
     """``exc`` naming ``path`` when it names no file (write and fsync errors such as a full disk
     carry none), so the one-line error tells the user which output could not be written."""

@@ -445,7 +445,8 @@ def _parse_completion(raw: bytes) -> JudgeReply:
 
 def judge_metrics(judge: Judge, before: JudgeStats, *, n_judgements: int, n_missing: int,
                   served_models: Iterable[str] = ()) -> dict:
-    """The ``judge`` block of a judged task's metrics (interface.md): identity, traffic, coverage.
+    """The ``judge`` block of a judged task's metrics: identity, traffic, coverage (the ``judge``
+    key of the judged tasks' pages under docs/protocol/).
 
     ``n_judgements`` = judgements the evaluation needed; ``n_missing`` = those that failed or
     were unparseable. Coverage is the percentage that produced a usable judgement.

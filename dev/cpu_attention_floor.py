@@ -3,8 +3,8 @@
 
     python dev/cpu_attention_floor.py [--batch-size 16] [--questions 64]
 
-Issue 7 asks for 4x the reference-style batch-1 loop on this fixture. Its model is 64 wide
-with 577-token image sequences, so almost all arithmetic is attention, whose cost per question
+The engine's speed target is 4x the reference-style batch-1 loop on this fixture. Its model is 64
+wide with 577-token image sequences, so almost all arithmetic is attention, whose cost per question
 does not shrink with the batch. This profiles one engine pass (torch.profiler, self CPU time per
 operator) and prints per-question milliseconds of the attention kernel, of the matrix products,
 and of the rest, next to the reference-faithful loop's per-question wall time; the ratio

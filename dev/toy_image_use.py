@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Does a toy model use the image? Two measurements behind issue 6's open criterion.
+"""Does a toy model use the image? Two measurements behind the bundled model's unmet acceptance bar.
 
     python dev/toy_image_use.py [--model DIR] [--questions 300]
 

@@ -1,6 +1,6 @@
-"""Issue 19 prompts: the llama3 / qwen2 / mistral / phi3 / gemma templates, their label masks on
-hand-constructed conversations, the tokenizer's own chat template, ``--conv-mode auto``, the
-tokenizer protocol's BOS rule and the alignment-slot anchor it implies."""
+"""Prompts of the newer LM families: the llama3 / qwen2 / mistral / phi3 / gemma templates, their
+label masks on hand-constructed conversations, the tokenizer's own chat template, ``--conv-mode
+auto``, the tokenizer protocol's BOS rule and the alignment-slot anchor it implies."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,5 @@
-"""Acceptance 1 of issue 19: AlignGPT on Llama-3 / Qwen2 / Mistral / Phi3 / Gemma2 LMs with CLIP and
-SigLIP towers, all tiny, random and built offline (tests/tiny_backbones.py).
+"""AlignGPT on Llama-3 / Qwen2 / Mistral / Phi3 / Gemma2 LMs with CLIP and SigLIP towers, all tiny,
+random and built offline (tests/tiny_backbones.py).
 
 Per family x tower: one pretrain stage and one finetune stage through the training builder
 (20 optimiser steps each, loss must fall), save/load bit-identical, the forward's sequence

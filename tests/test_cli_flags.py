@@ -3,7 +3,7 @@ traceback, a rejection is one line on stderr with exit status 2, and no folder a
 
 The sweep walks the argparse parsers themselves, so a flag added later is swept too. Commands
 are called in-process (``main([...])``) with their work replaced by a stub: what is tested is
-that checking happens before any work. The issue's own cases then run unstubbed.
+that checking happens before any work. A list of common mistakes then runs unstubbed.
 """
 from __future__ import annotations
 
@@ -185,8 +185,8 @@ def test_every_flag_of_every_command_rejects_bad_values_in_one_line(world, capsy
     assert sweep.flags > 150 and sweep.tried > 1000
 
 
-# ---------------------------------------------------------------------------- the issue's cases, unstubbed
-ISSUE_CASES = [
+# ---------------------------------------------------------------------------- common mistakes, unstubbed
+COMMON_MISTAKES = [
     (["--limit", "-1"], "--limit"), (["--limit", "0"], "--limit"), (["--max-new-tokens", "0"], "--max-new-tokens"),
     (["--align-mode", "bogus"], "unknown align_mode 'bogus'"), (["--align-mode", "fixed:99"], "fixed:0..fixed:7"),
     (["--num-workers", "-2"], "--num-workers"), (["--batch-size", "big"], "--batch-size"),
@@ -195,8 +195,8 @@ ISSUE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("extra,needle", ISSUE_CASES, ids=[" ".join(c[0]) for c in ISSUE_CASES])
-def test_issue_mistakes_are_one_line_and_leave_no_folder(tmp_path, capsys, extra, needle):
+@pytest.mark.parametrize("extra,needle", COMMON_MISTAKES, ids=[" ".join(c[0]) for c in COMMON_MISTAKES])
+def test_common_mistakes_are_one_line_and_leave_no_folder(tmp_path, capsys, extra, needle):
     out = tmp_path / "runs"
     rc = _main_rc(["run", "--tasks", "gqa", "--output-dir", str(out), *extra])
     err = capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""Issue 20 on a CPU: token-budget batches, fixed-shape decoding (the CUDA-graph path run
-eagerly), the pad-free prefill, attention selection and threaded image decoding all give the
+"""The engine's speed paths on a CPU: token-budget batches, fixed-shape decoding (the CUDA-graph path
+run eagerly), the pad-free prefill, attention selection and threaded image decoding all give the
 batch-1 answers; the GPU-only parts are checked for shape and logic."""
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """VizWiz: test loader + EvalAI upload (LLaVA's converter), val loader + VizWiz API accuracy.
 
-Expected scores are worked out by hand from protocol.md §2: the m4c processor, then the VizWiz
-API (prediction normalised again with the VizWiz tables, ground truth compared as given,
-leave-one-out soft accuracy: k matching annotators give 0, 0.3, 0.6, 0.9, then 1.0 for k >= 4).
+Expected scores are worked out by hand from docs/protocol/README.md, "VQA answer normalisation":
+the m4c processor, then the VizWiz API (prediction normalised again with the VizWiz tables,
+ground truth compared as given, leave-one-out soft accuracy: k matching annotators give 0, 0.3,
+0.6, 0.9, then 1.0 for k >= 4).
 """
 import json
 import warnings

@@ -1,8 +1,9 @@
 """VQAv2: test-dev loader + EvalAI upload (LLaVA's converter), val2014 loader + official VQA API.
 
-Every expected score is worked out by hand from protocol.md §2 (m4c processor, then the 2021
-VQA API: normalise both sides only when the 10 answers disagree; leave-one-out soft accuracy,
-where k matching annotators give 0, 0.3, 0.6, 0.9, then 1.0 for k >= 4).
+Every expected score is worked out by hand from docs/protocol/README.md, "VQA answer
+normalisation" (m4c processor, then the 2021 VQA API: normalise both sides only when the 10
+answers disagree; leave-one-out soft accuracy, where k matching annotators give 0, 0.3, 0.6,
+0.9, then 1.0 for k >= 4).
 """
 import json
 
@@ -156,8 +157,8 @@ VAL_CASES = [
     # Articles and the period go: "The cat." -> "cat"; GT "a cat" -> "cat": 3 x "cat" -> 0.9.
     (1007, 14, ["a cat"] + ["cat"] * 2 + ["cats"] * 7, "other", "The cat.", 0.9, 0.9),
     # Unanimous "Red": no processing and an exact, case-sensitive compare (vqaEval.py L98, L107):
-    # m4c lower-cases the prediction to "red" -> 0.0; the raw "Red" matches -> 1.0. (The
-    # held-out VQAv2-val mismatch of issue 18 was this case, which we used to score 1.0.)
+    # m4c lower-cases the prediction to "red" -> 0.0; the raw "Red" matches -> 1.0. (A
+    # mismatch with the official VQAv2-val scores was this case, which we used to score 1.0.)
     (1008, 14, ["Red"] * 10, "other", "Red", 0.0, 1.0),
 ]
 
@@ -289,7 +290,7 @@ def test_toy_layout_loads_and_submits(tmp_path):
 
 
 def test_cli_score_vqav2_val_with_and_without_submission_processor(val_root, capsys, tmp_path):
-    # Issue 18 criterion 2: `score --task vqav2_val` = m4c then the API; the documented switch
+    # `score --task vqav2_val` = m4c then the API; the documented switch
     # `--no-submission-processor` = the API on the raw text (same numbers as the evaluator's).
     from .faults_support import run_cli
 

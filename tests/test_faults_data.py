@@ -261,9 +261,9 @@ def test_mme_shared_ids_take_exactly_two_answers(root, tmp_path):
 
 
 def test_seed_answer_rows_follow_the_official_reader(root, tmp_path, capsys):
-    """Documented quirk (evaluators/seed.py): like the official script, rows for questions not
-    loaded (video questions, unknown ids) are ignored and a later row replaces an earlier one.
-    A question without any row still fails."""
+    """Documented quirk (aligngpt/tasks/seed_image/evaluator.py): like the official script, rows
+    for questions not loaded (video questions, unknown ids) are ignored and a later row replaces an
+    earlier one. A question without any row still fails."""
     samples = _load("seed_image", root)
     rows = [{"question_id": s.question_id, "text": "A"} for s in samples]
     path = _answers(tmp_path / "seed.jsonl", [{"question_id": 987654321, "text": "B"}, *rows,

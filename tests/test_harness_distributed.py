@@ -1,4 +1,4 @@
-"""Acceptance (issue 9): a 2-process gloo run equals the 1-process run, and resumes with 1 process."""
+"""Acceptance: a 2-process gloo run equals the 1-process run, and resumes with 1 process."""
 from __future__ import annotations
 
 import json

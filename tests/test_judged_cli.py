@@ -1,4 +1,4 @@
-"""Acceptance (issue 5): llava_bench and mm-vet end to end through `run`, judged by a real HTTP
+"""Acceptance: llava_bench and mm-vet end to end through `run`, judged by a real HTTP
 server on 127.0.0.1 that checks every request carries exactly the official prompt; a second run
 hits only the cache; a failing judge gives missing judgements and a non-zero exit, never a number."""
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _jsonl(path):
 
 
 class Judge:
-    """Checks requests against the protocol (protocol.md §3.11, §3.12) and answers fixed scores."""
+    """Checks requests against the protocol (docs/protocol/llava_bench.md, mmvet.md) and answers fixed scores."""
 
     def __init__(self, root: Path, shared: Path, mode: str = "ok"):
         rules = json.loads((shared / "protocol-data" / "llava_bench_rule.json").read_text())

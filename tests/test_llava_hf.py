@@ -1,5 +1,5 @@
-"""Acceptance 2 of issue 19: transformers-native LLaVA checkpoints (``LlavaForConditionalGeneration``)
-load as our ``none`` baseline and compute what transformers' own Llava computes.
+"""Transformers-native LLaVA checkpoints (``LlavaForConditionalGeneration``) load as our ``none``
+baseline and compute what transformers' own Llava computes.
 
 Both layouts found in the wild are built tiny inside the test from one random Llava: the hub's
 (``language_model.model.*``, ``vision_tower.vision_model.*``, ``multi_modal_projector.linear_{1,2}.*``,

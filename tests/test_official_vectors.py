@@ -290,7 +290,7 @@ def test_mmbench_end_to_end_through_the_submission_xlsx():
     assert not bad, f"{len(bad)} of {len(official)} disagree, e.g. {bad[:5]}"
 
 
-# ------------------------------------------------------------------ criterion 2: the CLI, end to end
+# ------------------------------------------------------------------ the CLI, end to end
 @pytest.mark.parametrize("flags,field", [([], "api_m4c"), (["--no-submission-processor"], "api_raw")])
 def test_cli_vqav2_val_gives_the_official_api_numbers(tmp_path, capsys, flags, field):
     # 400 vector questions in the real VQA v2 val layout; `score --task vqav2_val` must print the
@@ -362,7 +362,7 @@ def test_mmvet_grading_loop_accepts_the_same_reply_with_the_same_requests():
     bad = []
     for r in data:
         # The official loop sends a sixth request (temperature 2.0) whose reply it never reads;
-        # we skip it (documented in evaluators/mmvet.py).
+        # we skip it (documented in aligngpt/tasks/mmvet/evaluator.py).
         if (result.per_sample[r["id"]]["score"] != r["score"] or log[r["id"]] != r["requests"][:5]
                 or first[r["id"]] != r["first_request_sha256"]):
             bad.append((r["id"], result.per_sample[r["id"]]["score"], r["score"], log[r["id"]], r["requests"]))

@@ -1,6 +1,6 @@
 """``aligngpt-eval prepare``: lmms-lab parquet copies -> LLaVA local layout + manifest.
 
-Acceptance (issue 9, item 3): from local lmms-lab-schema parquet copies of GQA, POPE, MME and
+Acceptance: from local lmms-lab-schema parquet copies of GQA, POPE, MME and
 MMBench, ``prepare`` writes the layout; the local loader on it gives the same (question_id,
 question, target) as the HF loader on the parquet; and ``run`` on the layout writes the same
 answers.jsonl as ``run --source hf`` on the parquet.

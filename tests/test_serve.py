@@ -748,7 +748,7 @@ def test_soak_every_request_answered_or_refused_cleanly(tiny, images):
 @pytest.mark.slow  # a fresh interpreter importing torch: ~10 s
 def test_cmd_serve_end_to_end(official_tiny, tiny, images, tmp_path):
     """``serve --model <fixture>`` in its own process: answers with the model's greedy output,
-    then exits 0 on SIGTERM (acceptance 4 of the judged-benchmarks issue)."""
+    then exits 0 on SIGTERM."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

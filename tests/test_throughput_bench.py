@@ -1,4 +1,4 @@
-"""The issue-20 bench: its arithmetic, its score check on the toy suite, and the GPU script's dry run."""
+"""The throughput bench: its arithmetic, its score check on the toy suite, and the GPU script's dry run."""
 from __future__ import annotations
 
 import json
@@ -16,10 +16,10 @@ from aligngpt.engine.bench import random_7b_model
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_question_flops_of_the_7b_shape_match_the_issue_arithmetic():
+def test_question_flops_of_the_7b_shape_match_the_hand_arithmetic():
     model = random_7b_model("meta", torch.float16)  # shapes only
     prefill = throughput.question_flops(model, 650, 1)
-    # 7B prefill of about 650 tokens ~ 8.5 TFLOP, CLIP-L/336 ~ 0.4 TFLOP (issue 20)
+    # 7B prefill of about 650 tokens ~ 8.5 TFLOP, CLIP-L/336 ~ 0.4 TFLOP
     assert 8.7e12 < prefill < 9.1e12
     decode = throughput.question_flops(model, 650, 16) - prefill
     assert 15 * 2 * 6.7e9 < decode < 15 * 2 * 7.0e9  # 15 steps over ~6.7B weights (+ attention)
@@ -58,7 +58,7 @@ def test_gpu_bench_script_dry_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "gpu_7b_throughput.json").read_text())
     assert [r["mode"].split(":")[0] for r in report["rows"]] == [
-        "issue-7 engine", "token-budget batches, static decode, padded SDPA prefill"]
+        "baseline engine", "token-budget batches, static decode, padded SDPA prefill"]
     for row in report["rows"]:
         # (the CPU "peak" is a small GEMM measured on a shared host: only its sign is checked)
         assert row["questions"] == 24 and row["questions_per_s"] > 0 and row["flop_fraction"] > 0

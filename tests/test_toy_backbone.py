@@ -1,5 +1,5 @@
-"""The toy recipe's ``--backbone qwen2-siglip`` option (issue 19, criterion 3): what each stage is
-told, the SigLIP-shaped tower transplant, and (slow) the whole recipe on a tiny budget."""
+"""The toy recipe's ``--backbone qwen2-siglip`` option: what each stage is told, the SigLIP-shaped
+tower transplant, and (slow) the whole recipe on a tiny budget."""
 from __future__ import annotations
 
 import json

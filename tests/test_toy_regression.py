@@ -12,8 +12,9 @@ move the numbers, ``python -m dev.refresh_toy_metrics --results-dir results/toy`
 (or retrain with ``python -m dev.train_toy_model``).
 
 The cheaper tests check the committed file itself: every locally scored task is present, the
-acceptance bar (halfway from chance to perfect) is recorded -- and, while issue 6 criterion 2 is unmet, known
-not to be met (a strict xfail) -- and the comparison logic flags a drop just past the tolerance.
+acceptance bar (halfway from chance to perfect) is recorded -- and, while the bundled model stays
+below it, known not to be met (a strict xfail) -- and the comparison logic flags a drop just past
+the tolerance.
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def test_committed_results_cover_every_local_toy_task():
         assert row["headline"] == load_task(task).headline, task
 
 
-@pytest.mark.xfail(strict=True, reason="issue 6, criterion 2, reported blocked: the bundled model is below halfway "
+@pytest.mark.xfail(strict=True, reason="acceptance bar not met: the bundled model is below halfway "
                                        "on the toy tasks (results/toy/README.md, recipe_sweep.md, mc_probe*.md); "
                                        "strict, so meeting the bar fails this marker")
 def test_committed_scores_are_at_least_halfway_from_chance_to_perfect():
@@ -144,7 +145,7 @@ def test_every_metric_check_flags_a_stale_breakdown_either_way():
                      "pope": {"headline": "f1", "metrics": {"f1": 64.2, "splits": {"random": {"f1": 63.6}}}}}}
     same = {"tasks": {t: {"metrics": r["metrics"]} for t, r in ref["tasks"].items()}}
     assert mismatches(same, ref) == []
-    # the issue's case: cognition 233.33 against a committed 283.33 (a sum: tolerance 40)
+    # the stale file once committed: cognition 233.33 answered, 283.33 recorded (a sum: tolerance 40)
     stale = json.loads(json.dumps(same))
     stale["tasks"]["mme"]["metrics"]["cognition"] = 233.33
     stale["tasks"]["pope"]["metrics"]["splits"]["random"]["f1"] = 71.0  # a breakdown 7.4 above

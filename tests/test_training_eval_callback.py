@@ -1,4 +1,4 @@
-"""Acceptance (issue 9): the trainer callback logs toy metrics during a tiny CPU training run."""
+"""Acceptance: the trainer callback logs toy metrics during a tiny CPU training run."""
 from __future__ import annotations
 
 from aligngpt.training import STAGE1_FILE, train

@@ -1,7 +1,8 @@
-"""Acceptance 1 through the training path: the official-tiny fixture, split back into what the
-reference training started from (a Llama base, the CLIP tower, a stage-1 ``mm_projector_align.bin``),
-rebuilt by our builder, fed by our dataset + collator from the fixture's ``sources``, gives the
-reference's ``input_ids``, ``labels`` and losses (within 1e-4)."""
+"""The check of tests/test_model_official_tiny.py, repeated through the training path: the
+official-tiny fixture, split back into what the reference training started from (a Llama base, the
+CLIP tower, a stage-1 ``mm_projector_align.bin``), rebuilt by our builder, fed by our dataset +
+collator from the fixture's ``sources``, gives the reference's ``input_ids``, ``labels`` and losses
+(within 1e-4)."""
 from __future__ import annotations
 
 import json

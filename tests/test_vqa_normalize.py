@@ -1,7 +1,8 @@
-"""The shared VQA normaliser: protocol.md §2 examples, every branch, the three lineages.
+"""The shared VQA normaliser: the documented examples, every branch, the three lineages.
 
-Expected strings and scores are worked out by hand from the algorithm as protocol.md §2 states
-it; the comment on each case says how.
+Expected strings and scores are worked out by hand from the algorithm as
+docs/protocol/README.md, "VQA answer normalisation" states it; the comment on each case says
+how.
 """
 import re
 
@@ -38,7 +39,7 @@ def test_vizwiz_table_is_the_ascii_table_with_typographic_apostrophes():
     assert VIZWIZ_CONTRACTIONS["dont"] == "don\u2019t"
 
 
-# ------------------------------------------------------------------ m4c processor (§2.4)
+# ---------------------------------------------------------------- m4c processor (building block 3)
 @pytest.mark.parametrize("raw, expected", [
     ("Yes.", "yes"),              # lower; "." not followed by a digit is deleted
     ("Two", "2"),                 # number map
@@ -59,7 +60,7 @@ def test_m4c_word_tokenize_and_whitespace():
     assert m4c_process("\tThe\nANSWER\t") == "answer"
 
 
-# ------------------------------------------------------------------ processPunctuation (§2.2)
+# ----------------------------------------------------------- processPunctuation (building block 1)
 def test_punctuation_space_or_delete_decided_on_original_text():
     # "(" has " (" in the text -> deleted; ")" is at the end with no space around -> a space.
     assert process_punctuation("a (b)") == "a b "
@@ -84,7 +85,7 @@ def test_period_regex_quirks():
     assert process_punctuation("a." * 40) == "a" * 32 + "a." * 8
 
 
-# ------------------------------------------------------------------ processDigitArticle (§2.3)
+# ---------------------------------------------------------- processDigitArticle (building block 2)
 def test_digit_article_and_contractions():
     assert process_digit_article("The Two  dogs") == "2 dogs"     # article dropped, two -> 2
     assert process_digit_article("none of an apple") == "0 of apple"
@@ -99,7 +100,7 @@ def test_normalize_whitespace():
     assert normalize_whitespace(" a\tb\nc ") == "a b c"
 
 
-# ------------------------------------------------------------------ soft accuracy (§2.5)
+# ---------------------------------------------------------------- soft accuracy (building block 4)
 @pytest.mark.parametrize("k, expected", [
     (0, 0.0),   # nobody gave it
     (1, 0.3),   # 9 annotators see 1 match -> 9 * (1/3) / 10
@@ -125,7 +126,7 @@ def test_soft_accuracy_key_and_errors():
         soft_accuracy("yes", [])
 
 
-# ------------------------------------------------------------------ lineages (§2.6)
+# ------------------------------------------------------------------ lineages ("Who does what")
 def test_vqa_api_normalises_only_when_answers_disagree():
     # Unanimous answers: no punctuation processing, so "yes." != "yes" -> 0 ...
     assert vqa_api_score("Yes.", ["yes"] * 10).score == 0.0
@@ -172,7 +173,7 @@ def test_regexes_are_the_official_patterns():
     assert isinstance(COMMA_STRIP_VQA, re.Pattern)
 
 
-# ------------------------------------------------------------------ VQA API quirks (issue 18)
+# ------------------------------------------------------------------ VQA API quirks
 # Each test pins one behaviour of GT-Vision-Lab/VQA @ a013f00
 # PythonEvaluationTools/vqaEvaluation/vqaEval.py, checked against the official code itself by
 # tests/test_official_vectors.py.

@@ -103,7 +103,8 @@ def _train_parser(sub, stage: str, help: str) -> None:
     _flag(ev, "--eval-data-root", default=None, help="LLaVA evaluation root (default: the bundled toy data)")
     _flag(ev, "--eval-batch-size", type=C.integer(1), default=8)
     _flag(ev, "--eval-max-new-tokens", type=C.integer(1), default=None)
-    p.add_argument("--deepspeed", default=None, help="DeepSpeed JSON (training/configs/zero2.json, zero3.json)")
+    p.add_argument("--deepspeed", default=None,
+                   help="DeepSpeed JSON (aligngpt/training/configs/zero2.json, zero3.json)")
     _flag(g, "--save-steps", type=C.integer(1), default=None)
     _flag(g, "--save-total-limit", type=C.integer(1), default=1)
     _flag(g, "--logging-steps", type=C.number(above=0), default=1)

@@ -1,8 +1,8 @@
-"""Whole-question throughput of the engine against the FLOP roofline (issue 20).
+"""Whole-question throughput of the engine against the FLOP roofline.
 
 ``python -m aligngpt.engine.throughput`` times complete questions (tokenise, decode and
 preprocess the PNG, batch, vision tower, prefill, 16 greedy tokens, detokenise) over a workload
-of mixed prompt lengths, for the issue-7 configuration (32 rows, growing cache, padded SDPA) and
+of mixed prompt lengths, for the baseline configuration (32 rows, growing cache, padded SDPA) and
 the fast one (token-budget batches, fixed-shape decode under CUDA graphs, FlashAttention varlen
 prefill where installed), in interleaved rounds on the same card. It reports questions/s, the
 share of wall time outside the model, and the fraction of the measured matmul peak that the
@@ -66,8 +66,9 @@ def question_flops(model, seq_len: int, new_tokens: int) -> float:
 
 
 def device_peaks(device: torch.device, dtype: torch.dtype) -> dict:
-    """Matmul FLOP/s and copy bandwidth measured here (GPU: the issue-7 measurement; CPU: a
-    small float32 GEMM, only so that the dry run exercises the arithmetic)."""
+    """Matmul FLOP/s and copy bandwidth measured here (GPU: the same measurement as
+    ``aligngpt-eval bench``; CPU: a small float32 GEMM, only so that the dry run exercises the
+    arithmetic)."""
     if device.type == "cuda":
         return measured_peaks(device)
     n = 512
@@ -94,10 +95,11 @@ def changed_fraction(a: dict, b: dict) -> float:
 
 
 def make_engines(model, processor, *, token_budget: int | None, baseline_batch: int, decode: str = "auto") -> dict:
-    """The issue-7 configuration and the fast one (auto: token budget on a GPU)."""
+    """The baseline configuration (fixed row batches, growing cache, padded SDPA prefill) and the
+    fast one (auto: token budget on a GPU)."""
     baseline = InferenceEngine(model, processor, batch_size=baseline_batch, decode="dynamic", pixel_cache=False,
                                prefetch_threads=1)
-    baseline.packed_attention = ""  # padded SDPA prefill, as issue 7
+    baseline.packed_attention = ""  # padded SDPA prefill, never the varlen path
     fast = InferenceEngine(model, processor, batch_size=MAX_GPU_BATCH, decode=decode, pixel_cache=False)
     fast.token_budget = token_budget
     return {"baseline": baseline, "fast": fast}
@@ -106,8 +108,9 @@ def make_engines(model, processor, *, token_budget: int | None, baseline_batch: 
 def run_throughput(model, processor, *, questions: int, new_tokens: int, repeats: int, reference_questions: int,
                    baseline_batch: int = 32, token_budget: int | None = None, graph_check_questions: int = 128,
                    words_range: tuple[int, int] = (4, 40), decode: str = "auto") -> dict:
-    """``words_range``: question lengths in words; the default is issue 7's workload (LM sequences
-    of about 640-700 tokens with a 336-px image, the issue's 650-token arithmetic)."""
+    """``words_range``: question lengths in words; the default gives LM sequences of about
+    640-700 tokens with a 336-px image (the 7B estimate of about 8.5 TFLOP per prefill assumes
+    650 tokens)."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     samples = synthetic_workload(questions, processor.image_settings.crop_height, words_range=words_range)
@@ -139,7 +142,7 @@ def run_throughput(model, processor, *, questions: int, new_tokens: int, repeats
     single.packed_attention = ""
     reference = _texts(single.generate(ref_set, **kw)[0])
     rows = []
-    labels = {"baseline": f"issue-7 engine: {baseline_batch} rows, growing KV cache, padded SDPA prefill",
+    labels = {"baseline": f"baseline engine: {baseline_batch} rows, growing KV cache, padded SDPA prefill",
               "fast": f"token-budget batches, {fast.decode_mode()} decode"
                       f"{', varlen flash prefill' if _packed(fast) else ', padded SDPA prefill'}"}
     for name, (preds, stats) in best.items():

@@ -17,7 +17,8 @@ from aligngpt.errors import ConfigError
 @dataclass
 class ScoreResult:
     metrics: dict[str, Any]
-    """Nested metric dict, percent values (x100), unrounded, keys as in interface.md."""
+    """Nested metric dict, percent values (x100), unrounded; the keys are listed in the "Metric keys"
+    section of each docs/protocol/ page."""
     per_sample: dict[str, dict[str, Any]] = field(default_factory=dict)
     """str(question_id) -> per-sample fields (e.g. parsed prediction, correct/score)."""
     n: int = 0

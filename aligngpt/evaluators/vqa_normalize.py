@@ -1,7 +1,7 @@
 """VQA-style answer normalisation and soft accuracy, as the official scorers compute them.
 
 Three scorer lineages share these constants but differ in *when* they normalise
-(protocol.md §2.6), so each is exposed as its own function:
+(docs/protocol/README.md, "VQA answer normalisation"), so each is exposed as its own function:
 
 * :func:`vqa_api_score`      -- GT-Vision-Lab/VQA 2021 HEAD ``vqaEval.py`` (VQAv2 server);
 * :func:`vizwiz_api_score`   -- the VizWiz API from vizwiz.org (VizWiz server);

@@ -41,14 +41,6 @@ class DistContext:
             return f"cuda:{self.local_rank}"
         return device
 
-    def broadcast_error(self, message: str | None) -> str | None:
-        """Rank 0's failure message (or None) on every rank, so all stop together."""
-        if not self.active:
-            return message
-        box = [message]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
-
 
 def init_distributed(device: str) -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))

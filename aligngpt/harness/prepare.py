@@ -12,11 +12,11 @@ local`` on the result answers exactly what ``run --source hf`` answers.
 comparison with the protocol's expected counts, and warnings. ``prepare --check --out DIR``
 re-hashes the files on the cluster side.
 
-Counts (protocol.md §3): GQA testdev-balanced 12,578; POPE 8,910 as LLaVA used (lmms-lab/POPE
-has 3,000 per split = 9,000: a known mismatch, recorded as a warning); MME 2,374; MMBench dev
-(20230712) 4,377; MMBench-CN dev (20231003) 4,329. Counts are enforced only when the full split
-was converted: a hub download, or ``--strict-counts`` for a local copy. For other local copies
-(e.g. small test copies) the check is recorded as skipped.
+Counts (the split rows of the docs/protocol/ pages): GQA testdev-balanced 12,578; POPE 8,910 as
+LLaVA used (lmms-lab/POPE has 3,000 per split = 9,000: a known mismatch, recorded as a warning);
+MME 2,374; MMBench dev (20230712) 4,377; MMBench-CN dev (20231003) 4,329. Counts are enforced
+only when the full split was converted: a hub download, or ``--strict-counts`` for a local copy.
+For other local copies (e.g. small test copies) the check is recorded as skipped.
 
 Layout deviations (needed so ids match the HF source exactly; the local loaders accept them):
 POPE question ids are ``"{split}/{id}"`` strings rather than LLaVA's global integers (the label

@@ -50,7 +50,7 @@ class AlignGPTConfig(LlamaConfig):
 
     model_type = "aligngpt"
 
-    # --- fields written by the reference training code (reference-code.md §1.4) ---
+    # --- fields written by the reference training code (docs/reference-code.md, section 1) ---
     mm_vision_tower: str | None = None
     mm_hidden_size: int | None = None
     mm_projector_type: str = "linear"

@@ -33,11 +33,12 @@ from .vision import FULL_MODEL_TYPES
 
 log = logging.getLogger(__name__)
 
-#: Buffers that transformers 4.31 saved but current versions compute (reference-code.md §1.3).
+#: Buffers that transformers 4.31 saved but current versions compute (docs/reference-code.md,
+#: section 6).
 LEGACY_KEY_PATTERNS = (re.compile(r"\.rotary_emb\.inv_freq$"), re.compile(r"embeddings\.position_ids$"))
 
-#: CLIP ViT-L/14-336 (the released models' tower): vision config and preprocessing, as published
-#: in ``openai/clip-vit-large-patch14-336`` (config.json ``vision_config``, preprocessor_config.json).
+#: CLIP ViT-L/14-336 (the released models' tower): the vision config as published in
+#: ``openai/clip-vit-large-patch14-336`` (``vision_config`` in its config.json).
 #: Used only to build the tower offline when a checkpoint carries its weights.
 CLIP_L14_336_VISION_CONFIG = {
     "hidden_size": 1024,
@@ -51,7 +52,6 @@ CLIP_L14_336_VISION_CONFIG = {
     "projection_dim": 768,
     "num_channels": 3,
 }
-CLIP_L14_336_PREPROCESSOR = {"size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336}}
 
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -227,7 +227,8 @@ def load_pretrained(
 
     ``vision_weights``: ``checkpoint`` uses the tower weights stored in the checkpoint when present
     (else the tower folder); ``tower`` always reloads them from the tower folder, which is what
-    the official loader does (it ignores the checkpoint's bf16 copy; reference-code.md §7).
+    the official loader does (it ignores the checkpoint's bf16 copy; docs/reference-code.md,
+    quirk 2).
     ``device_map`` (``"auto"`` or an accelerate map) spreads a large model over the visible
     devices in one process instead of moving it to ``device``.
     """

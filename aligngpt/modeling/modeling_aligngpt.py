@@ -5,9 +5,9 @@ The LM is Llama for released checkpoints (flat config) and any ``AutoModel`` dec
 or SigLIP by the vision config's ``model_type``. Module names follow the released checkpoints (``model``, ``lm_head``, ``vision_tower``,
 ``mm_projector``, ``align_indicators``, ``gated_weight_layer`` all at the top level) so their
 state dicts load without renaming. Semantics follow the reference implementation
-(reference-code.md §2): one alignment vector right after each row's BOS, a gate computed once at
-prefill from the projected image tokens and the mean prompt word embedding. Where the tokenizer
-has no BOS the slot goes at position 0 instead (``config.alignment_anchor``).
+(docs/reference-code.md, sections 3-5): one alignment vector right after each row's BOS, a gate
+computed once at prefill from the projected image tokens and the mean prompt word embedding.
+Where the tokenizer has no BOS the slot goes at position 0 instead (``config.alignment_anchor``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ embeddings, image features and labels are scattered into a padded buffer.
 Rows are packed either left- (generation: new tokens append on the right) or right-padded
 (training). Padding side never changes a row's content or its position ids, so outputs do not
 depend on batch composition. This is the fix for the reference's left-padding bug (its
-indicator lands inside the padding, reference-code.md quirk 7).
+indicator lands inside the padding; docs/reference-code.md, quirk 7).
 """
 from __future__ import annotations
 

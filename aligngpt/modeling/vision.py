@@ -36,16 +36,6 @@ def vision_config_from(value: dict | PretrainedConfig) -> PretrainedConfig:
     return TOWER_FAMILIES[kind][0](**fields)
 
 
-def vision_config_dict(config: PretrainedConfig) -> dict:
-    """The dict we embed in our config.json; the family is kept as ``model_type`` unless CLIP."""
-    out = config.to_dict()
-    for key in ("architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path"):
-        out.pop(key, None)
-    if out.get("model_type") == "clip_vision_model":
-        out.pop("model_type")  # released configs carry none; CLIP is the default
-    return out
-
-
 class _VisionHolder(nn.Module):
     """Keeps the released key prefix ``vision_model.`` (transformers 5 flattened the vision models)."""
 
@@ -144,6 +134,3 @@ class VisionTower(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)
 
-
-#: The name released code and tests import.
-CLIPVisionTower = VisionTower

@@ -1,10 +1,10 @@
 """Published numbers for AlignGPT and LLaVA-1.5, to print next to our own runs.
 
 Values are in the units the papers print (percent; MME = perception score out of 2000).  Keys
-are our task names (interface.md); the published VQAv2 number is test-dev and VizWiz is test
-(both server-scored), so they sit under ``vqav2`` / ``vizwiz`` even though local runs report
-``vqav2_val`` / ``vizwiz_val``.  Each row says where it comes from; per-task caveats are in
-``notes``.
+are our task names (as listed in docs/protocol/README.md); the published VQAv2 number is
+test-dev and VizWiz is test (both server-scored), so they sit under ``vqav2`` / ``vizwiz`` even
+though local runs report ``vqav2_val`` / ``vizwiz_val``.  Each row says where it comes from;
+per-task caveats are in ``notes``.
 """
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ def _row(key: str, label: str, values: tuple, tasks: tuple[str, ...], **kw) -> L
 
 _SEED_SHAREGPT4V = {"seed_image": "SEED-I baseline taken from ShareGPT4V, as the AlignGPT paper states"}
 
-# Main results: AlignGPT v2 Table 2 (academic VQA) + Table 1 (instruction following), as
-# transcribed in /work/shared/docs/paper.md §3.1-3.2 (checked there against the project page
-# images and the AlignGPT README; the README repeats the AlignGPT rows exactly).
+# Main results: AlignGPT paper (Zhao et al., 2024), v2 Table 2 (academic VQA) and Table 1
+# (instruction following), checked against the table images on the project page and the
+# AlignGPT README (the README repeats the AlignGPT rows exactly).
 # LLaVA-1.5 rows are the baselines printed in those same AlignGPT tables (cited to LLaVA-1.5).
 MAIN_ROWS: tuple[LiteratureRow, ...] = (
     _row("aligngpt-7b", "AlignGPT-7B",
@@ -76,10 +76,10 @@ MAIN_ROWS: tuple[LiteratureRow, ...] = (
          llm="Vicuna-13B", resolution=336, notes=_SEED_SHAREGPT4V),
 )
 
-# LLaVA's own MODEL_ZOO numbers (LLaVA repo docs/MODEL_ZOO.md, as listed in
-# /work/shared/docs/protocol.md §1). They differ from the AlignGPT tables on LLaVA-W and MM-Vet
-# (later re-judged), and their SEED is the all-dimension score (image + video), so it is kept
-# in ``extra`` rather than in the seed_image column.
+# LLaVA's own MODEL_ZOO numbers (LLaVA repo docs/MODEL_ZOO.md; also listed in
+# docs/protocol/README.md, "Published numbers"). They differ from the AlignGPT tables on LLaVA-W
+# and MM-Vet (later re-judged), and their SEED is the all-dimension score (image + video), so it
+# is kept in ``extra`` rather than in the seed_image column.
 _ZOO_NOTES = {"llava_bench": "LLaVA MODEL_ZOO value (the AlignGPT table prints an older one)",
               "mmvet": "LLaVA MODEL_ZOO value (the AlignGPT table prints an older one)"}
 MODEL_ZOO_ROWS: tuple[LiteratureRow, ...] = (
@@ -96,8 +96,8 @@ MODEL_ZOO_ROWS: tuple[LiteratureRow, ...] = (
 #: Columns of the paper's ablation Tables 3 and 4 (all AlignGPT-7B).
 ABLATION_TASKS = ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa", "pope", "mme", "mmbench", "seed_image")
 
-# AlignGPT v2 Table 3 (number of alignment levels N; both stages re-run per N), from
-# /work/shared/docs/paper.md §4.1.
+# AlignGPT paper (Zhao et al., 2024), v2 Table 3 (number of alignment levels N; both stages
+# re-run per N).
 LEVELS_ROWS: tuple[LiteratureRow, ...] = tuple(
     _row(f"aligngpt-7b-n{n}", f"AlignGPT-7B (N={n})", vals, ABLATION_TASKS, citation=ALIGNGPT_CITATION,
          source="AlignGPT paper v2 Table 3", llm="Vicuna-7B", resolution=336)
@@ -109,8 +109,8 @@ LEVELS_ROWS: tuple[LiteratureRow, ...] = tuple(
     )
 )
 
-# AlignGPT v2 Table 4 (local vs global alignment; each variant trained that way), from
-# /work/shared/docs/paper.md §4.2. Our align_mode names: (a) local, (b) global, (c) average,
+# AlignGPT paper (Zhao et al., 2024), v2 Table 4 (local vs global alignment; each variant
+# trained that way). Our align_mode names: (a) local, (b) global, (c) average,
 # (d) gated (the full model).
 ALIGNMENT_ROWS: tuple[LiteratureRow, ...] = tuple(
     _row(f"aligngpt-7b-{mode}", f"AlignGPT-7B ({tag} {mode})", vals, ABLATION_TASKS, citation=ALIGNGPT_CITATION,
@@ -123,8 +123,8 @@ ALIGNMENT_ROWS: tuple[LiteratureRow, ...] = tuple(
     )
 )
 
-# AlignGPT v2 Table 5 (input resolution; code suggests S2 multi-scale features), from
-# /work/shared/docs/paper.md §4.4.
+# AlignGPT paper (Zhao et al., 2024), v2 Table 5 (input resolution; the family code suggests
+# S2 multi-scale features).
 _RES_TASKS = ("vqav2", "gqa", "scienceqa_img", "textvqa", "pope", "mmbench", "seed_image")
 RESOLUTION_ROWS: tuple[LiteratureRow, ...] = tuple(
     _row(f"aligngpt-7b-{res}px", f"AlignGPT-7B ({res}px)", vals, _RES_TASKS, citation=ALIGNGPT_CITATION,
@@ -136,7 +136,7 @@ RESOLUTION_ROWS: tuple[LiteratureRow, ...] = tuple(
     )
 )
 
-# AlignGPT v2 Table 6 (different LLMs), from /work/shared/docs/paper.md §4.5.
+# AlignGPT paper (Zhao et al., 2024), v2 Table 6 (different LLMs).
 _LLM_TASKS = ("vqav2", "gqa", "scienceqa_img", "mme", "mmbench", "mmbench_cn", "seed_image")
 LLM_ROWS: tuple[LiteratureRow, ...] = tuple(
     _row(f"aligngpt-{slug}", f"AlignGPT ({llm})", vals, _LLM_TASKS, citation=ALIGNGPT_CITATION,
@@ -148,9 +148,10 @@ LLM_ROWS: tuple[LiteratureRow, ...] = tuple(
     )
 )
 
-# AlignGPT v2 Fig. 5 radar chart (randomly initialised alignment table), from
-# /work/shared/docs/paper.md §4.3; the benchmark assignment of the values was inferred from the
-# extraction order, and the MMBench/MMBench-CN values are marked uncertain there.
+# AlignGPT paper (Zhao et al., 2024), v2 Fig. 5 radar chart (randomly initialised alignment
+# table). The chart prints its values without benchmark labels next to them: the assignment to
+# benchmarks follows the order in which they appear, and the MMBench and MMBench-CN readings
+# are uncertain.
 _RANDOM_TASKS = ("vqav2", "gqa", "vizwiz", "scienceqa_img", "textvqa", "pope", "mme", "mmbench",
                  "mmbench_cn", "seed_image")
 RANDOM_TABLE_ROWS: tuple[LiteratureRow, ...] = (

@@ -1,7 +1,7 @@
 """The toy versions of the benchmarks: dispatch to each task folder's ``toy.py`` writer.
 
 ``write_benchmarks(root)`` lays the toy data out exactly like LLaVA-1.5's
-``playground/data/eval`` (interface.md, "Task names and metric keys"), so the local loaders,
+``playground/data/eval`` (the "Data on disk" sections of docs/protocol/), so the local loaders,
 the official scripts and ``aligngpt-eval --data-root root`` all read it unchanged.
 """
 from __future__ import annotations

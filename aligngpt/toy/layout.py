@@ -17,7 +17,8 @@ from .world import encode_image, format_for_name
 
 # Prompt suffixes inside LLaVA-1.5's question files / added by its drivers.
 # Source: haotian-liu/LLaVA docs/Evaluation.md, llava/eval/model_vqa_mmbench.py,
-# llava/eval/model_vqa_science.py and playground/data/eval/*/*.jsonl (quoted in protocol.md §3).
+# llava/eval/model_vqa_science.py and playground/data/eval/*/*.jsonl (quoted in the pages of
+# docs/protocol/).
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 MC_ANSWER = "\nAnswer with the option's letter from the given choices directly."
 MC_ANSWER_CN = "\n请直接回答选项字母。"

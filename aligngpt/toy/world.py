@@ -44,8 +44,6 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "black": (18, 18, 18), "gray": (128, 128, 128), "white": (245, 245, 245),
 }
 SIZES: tuple[str, ...] = ("small", "large")
-ROW_NAMES = ("top", "middle", "bottom")
-COL_NAMES = ("left", "center", "right")
 #: Grid cell -> position phrase used in captions and answers.
 POSITION_NAMES: dict[tuple[int, int], str] = {
     (0, 0): "top left", (0, 1): "top", (0, 2): "top right",

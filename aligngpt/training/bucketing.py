@@ -2,9 +2,9 @@
 
 The paper says pairs are ranked and put into "one of N equally spaced intervals" without saying
 whether the intervals are equal in score (``width``) or in rank (``quantile``); no script was
-released (reference-code.md §4.5). Both are offered; ``quantile`` is the default because the
-reference indexes level N-1 as the "global" level and equal-count levels make every level
-trained on the same number of pairs.
+released (docs/reference-code.md, quirk 21). Both are offered; ``quantile`` is the default
+because the reference indexes level N-1 as the "global" level and equal-count levels make every
+level trained on the same number of pairs.
 
 Levels are 0-based (0 = least aligned, N-1 = most aligned), as the reference's ``similarity``
 field (it indexes ``indicator_embs[similarity]`` directly).

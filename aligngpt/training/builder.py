@@ -4,11 +4,12 @@ The base LM is any transformers decoder folder: a Llama one keeps the flat confi
 checkpoints, any other family (Qwen2, Mistral, Phi3, Gemma2, ...) is nested as ``text_config``.
 Its tokenizer decides the alignment slot's anchor (after BOS, or position 0 without one).
 
-Mirrors the reference's construction order (reference-code.md §4.1): the Vicuna/Llama weights
-and the CLIP tower are loaded as they are, the projector, the alignment table and the gate are
-fresh (``nn.Linear`` default init for the projector and gate, Xavier-uniform for the table, as the
-reference creates them after ``from_pretrained``). At stage 2 the projector and the table come from
-``mm_projector_align.bin`` (reference ``load_pretrained_weights``), the gate stays fresh.
+Mirrors the reference's construction order (docs/reference-code.md, section 8): the Vicuna/Llama
+weights and the CLIP tower are loaded as they are, the projector, the alignment table and the
+gate are fresh (``nn.Linear`` default init for the projector and gate, Xavier-uniform for the
+table, as the reference creates them after ``from_pretrained``). At stage 2 the projector and
+the table come from ``mm_projector_align.bin`` (reference ``load_pretrained_weights``), the gate
+stays fresh.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training samples and batches in the reference's formats (reference-code.md §4.4).
+"""Training samples and batches in the reference's formats (docs/reference-code.md, section 8).
 
 Stage 1 reads the 558K caption file with its integer ``similarity`` level (the ``align_id``) and
 the ``plain`` template; stage 2 reads mix665k conversations with ``vicuna_v1``, including

@@ -1,4 +1,4 @@
-"""Which parameters each stage trains (reference-code.md §4.1, paper §4.1).
+"""Which parameters each stage trains (docs/reference-code.md, section 8; AlignGPT paper, §4.1).
 
 Stage 1 (pretrain): the projector and the alignment table; the LLM and the CLIP tower are frozen
 and the gate is not used. Stage 2 (finetune): the LLM (``model.*``, ``lm_head``), the projector

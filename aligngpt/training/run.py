@@ -1,6 +1,7 @@
 """The two training stages: options with the reference recipe as defaults, and the run itself.
 
-Defaults (reference ``scripts/pretrain.sh`` / ``finetune.sh``, paper §4.1; reference-code.md §4.3):
+Defaults (reference ``scripts/pretrain.sh`` / ``finetune.sh``; AlignGPT paper, §4.1;
+docs/reference-code.md, section 8):
 
 | | pretrain | finetune |
 |---|---|---|

@@ -1,9 +1,10 @@
 """``aligngpt-train score-alignment``: CLIP image-text similarity for every caption pair, bucketed.
 
-No reference script exists for the ``similarity`` field of the released 558K file (reference-code.md
-§4.5); this is our reconstruction of the paper's §3.3: cosine similarity of CLIP's projected image
-and text embeddings (raw cosine, no logit scale: the paper's Fig. 3 shows scores of 0.10-0.30),
-then :mod:`bucketing` into N levels.
+No reference script exists for the ``similarity`` field of the released 558K file
+(docs/reference-code.md, quirk 21); this is our reconstruction of §3.3 of the AlignGPT paper
+(Zhao et al., 2024): cosine similarity of CLIP's projected image and text embeddings (raw
+cosine, no logit scale: the paper's Fig. 3 shows scores of 0.10-0.30), then :mod:`bucketing`
+into N levels.
 
 Images are preprocessed as CLIP was trained (shortest-edge resize + centre crop, the settings in
 the CLIP folder's ``preprocessor_config.json``, no pad-to-square); captions go through the

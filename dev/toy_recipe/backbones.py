@@ -1,6 +1,6 @@
 """Toy-recipe backbones: ``llama-clip`` (the bundled model's) and ``qwen2-siglip``.
 
-``qwen2-siglip`` swaps both ends for the modern shapes of issue 19, at the same sizes:
+``qwen2-siglip`` swaps both ends for the shapes of current model families, at the same sizes:
 
 * tokenizer: a byte-level BPE (``tokenizers``) trained on the same toy text, Qwen2-shaped: no BOS,
   ``<|im_end|>`` as EOS, ``<|endoftext|>`` as pad, ``<|im_start|>``, and the ChatML chat template;

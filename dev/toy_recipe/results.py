@@ -209,7 +209,7 @@ def render_readme(out: dict) -> str:
 
 
 def _render_backbone(out: dict, backbone: str) -> str:
-    """The results page of a ``--backbone`` recipe run (issue 19): scores and how they were made."""
+    """The results page of a ``--backbone`` recipe run: scores and how they were made."""
     text = render_readme({**out, "training": {**out["training"], "recipe": {}}})
     head, _, rest = text.partition("| task | headline metric |")
     intro = [

@@ -1,8 +1,8 @@
 """The toy GQA testdev-balanced copy in LLaVA-1.5's layout (written by :func:`write_gqa`).
 
-Each writer produces the files of the LLaVA-1.5 evaluation layout (protocol.md §3.1-3.3, 3.5)
-with the field names, id types and file-name conventions of the real files, and returns a small
-stats dict (question/image counts and the task's chance-level baselines).
+The writer produces the files of the LLaVA-1.5 evaluation layout (docs/protocol/gqa.md) with
+the field names, id types and file-name conventions of the real files, and returns a small stats
+dict (question/image counts and the task's chance-level baselines).
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The toy LLaVA-Bench-in-the-Wild copy in LLaVA-1.5's layout (written by :func:`write_llava_bench`).
 
-LLaVA-Bench (protocol.md §3.11): ``questions.jsonl`` (question_id, image, text, category in
-conv/detail/complex), ``context.jsonl`` (one line per image: id, image, caption = the full scene
-description), ``answers_gpt4.jsonl`` (the reference answers, line-aligned with the questions, in
-the LLaVA answer format with ``model_id`` "gpt-4-0314") and ``images/``.
+LLaVA-Bench (docs/protocol/llava_bench.md): ``questions.jsonl`` (question_id, image, text,
+category in conv/detail/complex), ``context.jsonl`` (one line per image: id, image, caption =
+the full scene description), ``answers_gpt4.jsonl`` (the reference answers, line-aligned with
+the questions, in the LLaVA answer format with ``model_id`` "gpt-4-0314") and ``images/``.
 """
 from __future__ import annotations
 

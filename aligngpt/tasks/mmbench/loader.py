@@ -47,7 +47,8 @@ _DROP_FROM_ROW = ("image",)
 
 DEFAULT_FILES = {
     "mmbench": ("mmbench/mmbench_dev_20230712.tsv",),
-    # AlignGPT keeps the CN file in mmbench_cn/; interface.md puts it in mmbench/.
+    # Our documented place for the CN file is mmbench/ (docs/protocol/mmbench_cn.md); AlignGPT's
+    # scripts keep it in mmbench_cn/, which is accepted too.
     "mmbench_cn": ("mmbench/mmbench_dev_cn_20231003.tsv", "mmbench_cn/mmbench_dev_cn_20231003.tsv"),
 }
 

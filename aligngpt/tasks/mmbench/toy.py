@@ -1,9 +1,10 @@
 """The toy MMBench copy (EN + CN dev TSVs) in LLaVA-1.5's layout (written by :func:`write_mmbench`).
 
-MMBench (§3.8/3.9): the dev TSV with columns ``index, question, hint, A, B, C, D, answer,
-category, image (base64), source, l2-category, comment, split``; each question of N options is
-followed by its N-1 circular copies (options rotated, ``index + k*1000000``). The CN file holds
-the translated subset of the same questions under the same indices.
+MMBench (docs/protocol/mmbench.md, mmbench_cn.md): the dev TSV with columns ``index, question,
+hint, A, B, C, D, answer, category, image (base64), source, l2-category, comment, split``; each
+question of N options is followed by its N-1 circular copies (options rotated,
+``index + k*1000000``). The CN file holds the translated subset of the same questions under the
+same indices.
 """
 from __future__ import annotations
 

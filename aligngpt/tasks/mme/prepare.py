@@ -7,7 +7,7 @@ from aligngpt.data.base import Sample
 from aligngpt.errors import DataError
 from aligngpt.harness.prepare import LayoutWriter, _image_bytes, _counter
 
-#: MME questions per subtask (2 per image; image counts from protocol.md §3.7).
+#: MME questions per subtask (2 per image; image counts from docs/protocol/mme.md).
 MME_EXPECTED_CATEGORIES = {
     "existence": 60, "count": 60, "position": 60, "color": 60, "posters": 294, "celebrity": 340,
     "scene": 400, "landmark": 400, "artwork": 400, "OCR": 40, "commonsense_reasoning": 140,

@@ -1,11 +1,11 @@
 """The toy MME copy (14 subtasks) in LLaVA-1.5's layout (written by :func:`write_mme`).
 
-MME (protocol.md §3.7): every image has two questions, the first true ("Yes") and the second
+MME (docs/protocol/mme.md): every image has two questions, the first true ("Yes") and the second
 false ("No"); ground truth is ``question Please answer yes or no.<TAB>Yes|No`` per line in a
 ``.txt`` next to the image (flat subtasks) or in ``questions_answers_YN/`` (the five subtasks
 with an ``images/`` folder). ``llava_mme.jsonl`` carries each image's two questions on adjacent
-lines, ``question_id`` = the image path (shared by both), and the MME phrase
-" Please answer yes or no." replaced by LLaVA's single-word suffix.
+lines, ``question_id`` = the image path (shared by both), and the MME phrase " Please answer yes
+or no." replaced by LLaVA's single-word suffix.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The toy MM-Vet copy in LLaVA-1.5's layout (written by :func:`write_mmvet`).
 
-MM-Vet (§3.12): ``mm-vet.json`` keyed ``v1_{qid}`` (imagename, capability list, question,
-answer with ``<AND>``/``<OR>``), LLaVA's ``llava-mm-vet.jsonl`` (image, text, category "conv",
-question_id) and ``images/``; an image shared by several questions is named after the first.
+MM-Vet (docs/protocol/mmvet.md): ``mm-vet.json`` keyed ``v1_{qid}`` (imagename, capability list,
+question, answer with ``<AND>``/``<OR>``), LLaVA's ``llava-mm-vet.jsonl`` (image, text, category
+"conv", question_id) and ``images/``; an image shared by several questions is named after the
+first.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The toy POPE copy (three splits) in LLaVA-1.5's layout (written by :func:`write_pope`).
 
-POPE (protocol.md §3.6): per image three objects that are present ("yes") alternate with three
-that are not ("no"). Negatives follow POPE's three samplers, over the toy world's statistics:
-``random`` (any absent shape), ``popular`` (the absent shapes present in most images of the
-split) and ``adversarial`` (the absent shapes that co-occur most with the present ones).
+POPE (docs/protocol/pope.md): per image three objects that are present ("yes") alternate with
+three that are not ("no"). Negatives follow POPE's three samplers, over the toy world's
+statistics: ``random`` (any absent shape), ``popular`` (the absent shapes present in most images
+of the split) and ``adversarial`` (the absent shapes that co-occur most with the present ones).
 File details copied from the real files: ``llava_pope_test.jsonl`` lists adversarial (ids 1..),
 then random (ids 10000001..), then popular (ids 20000001..); the label files
 ``coco/coco_pope_{split}.json`` are JSON lines with per-split ids from 1 and no category, so

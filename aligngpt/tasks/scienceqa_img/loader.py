@@ -46,7 +46,7 @@ def sqa_question_from_choices(question: str, choices: list[str], hint: str | Non
     """The LLaVA-1.5 ``llava_test_CQM-A.json`` human turn rebuilt from raw fields, plus suffix.
 
     ``"Context: {hint}\\n"`` (only for a non-empty hint) + question + ``"\\nA. {c1}\\nB. {c2}..."``,
-    stripped like the driver strips the human turn (protocol.md §3.4).
+    stripped like the driver strips the human turn (docs/protocol/scienceqa_img.md).
     """
     if len(choices) > len(SQA_OPTIONS):
         raise ValueError(f"{len(choices)} choices; ScienceQA letters stop at E")

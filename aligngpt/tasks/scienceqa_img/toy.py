@@ -1,10 +1,11 @@
 """The toy ScienceQA-IMG copy in LLaVA-1.5's layout (written by :func:`write_scienceqa`).
 
-ScienceQA (protocol.md §3.4): ``problems.json`` (pid -> question, choices, answer index, hint,
-image, subject, ...), ``pid_splits.json``, images ``images/test/{pid}/image.png`` and LLaVA's
-``llava_test_CQM-A.json`` (human turn ``[<image>\\n][Context: hint\\n]question\\nA. ..``, gpt turn
-= the letter; written with ``indent=2`` like the real file). Text-only problems are included,
-as in the real test split, so ``accuracy`` and ``img_accuracy`` differ.
+ScienceQA (docs/protocol/scienceqa_img.md): ``problems.json`` (pid -> question, choices, answer
+index, hint, image, subject, ...), ``pid_splits.json``, images ``images/test/{pid}/image.png``
+and LLaVA's ``llava_test_CQM-A.json`` (human turn
+``[<image>\\n][Context: hint\\n]question\\nA. ..``, gpt turn = the letter; written with
+``indent=2`` like the real file). Text-only problems are included, as in the real test split, so
+``accuracy`` and ``img_accuracy`` differ.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The toy SEED-Bench copy in LLaVA-1.5's layout (written by :func:`write_seed`).
 
-SEED-Bench (§3.10): ``SEED-Bench.json`` (``questions`` + ``question_type`` map, string ids,
-``data_id`` = an extension-less image file name) plus a few video questions (dimensions 10-12,
-``data_type`` "video", ids ``v123``), whose middle frames LLaVA stored as
+SEED-Bench (docs/protocol/seed_image.md): ``SEED-Bench.json`` (``questions`` + ``question_type``
+map, string ids, ``data_id`` = an extension-less image file name) plus a few video questions
+(dimensions 10-12, ``data_type`` "video", ids ``v123``), whose middle frames LLaVA stored as
 ``SEED-Bench-video-image/{type}_{qid}.png``; ``llava-seed-bench.jsonl`` has int ids for image
 questions and the string id for video ones.
 """

@@ -1,9 +1,9 @@
 """TextVQA accuracy as LLaVA's ``eval_textvqa.py`` + ``m4c_evaluator.TextVQAAccuracyEvaluator``.
 
 The m4c answer processor runs on the prediction and on all 10 answers, then the leave-one-out
-soft score (protocol.md §2.4-2.5); ``accuracy`` = mean x 100. The join of answers to annotations
-(by image and lower-cased question, last annotation wins) happens in the loader, which stores the
-official gold answers as each sample's target.
+soft score (docs/protocol/README.md, "VQA answer normalisation"); ``accuracy`` = mean x 100. The
+join of answers to annotations (by image and lower-cased question, last annotation wins) happens
+in the loader, which stores the official gold answers as each sample's target.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from aligngpt.data.lmms_lab import benchmark_dir, require, undecoded_rows
 TASK = "textvqa"
 SHORT_ANSWER_SUFFIX = "\n" + prompt_suffix(TASK)
 
-# Source: LLaVA llava_textvqa_val_v051_ocr.jsonl prompts (protocol.md §3.5) and
+# Source: LLaVA llava_textvqa_val_v051_ocr.jsonl prompts (docs/protocol/textvqa.md) and
 # llava/eval/eval_textvqa.py (prompt_processor).
 OCR_PREFIX = "Reference OCR token: "
 

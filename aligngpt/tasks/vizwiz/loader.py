@@ -44,7 +44,8 @@ VAL_IMAGES = "val"
 HF_PATH = "lmms-lab/VizWiz-VQA"
 
 # The VizWiz instruction LLaVA-1.5 put into llava_test.jsonl before the short-answer suffix.
-# Source: haotian-liu/LLaVA playground/data/eval/vizwiz/llava_test.jsonl text (protocol.md §3.3);
+# Source: haotian-liu/LLaVA playground/data/eval/vizwiz/llava_test.jsonl text
+# (docs/protocol/vizwiz.md);
 # lmms-eval lmms_eval/tasks/vizwiz_vqa/_default_template_vqa_yaml (post_prompt), same string.
 VIZWIZ_SUFFIX = "\n" + prompt_suffix(TASK_TEST)
 
