@@ -19,12 +19,11 @@ from aligngpt.harness.grid import (
     count_journaled,
     expand_align_modes,
     expand_cells,
-    headline_metric,
     load_grid_spec,
     model_n_indicators,
     parse_grid_spec,
-    run_labels,
 )
+from aligngpt.report.runs import headline_metric, run_labels
 
 ALL_MODES = ["gated", "local", "global", "average", "none", "fixed:*"]
 

@@ -86,7 +86,7 @@ def _split(text: str | None) -> list[str]:
 
 def _runs(paths, labels_text):
     """(run folders, labels) from CLI arguments, grid folders expanded."""
-    from ..harness.grid import expand_run_dirs, run_labels
+    from ..report.runs import expand_run_dirs, run_labels
 
     pairs = expand_run_dirs(paths)
     given = _split(labels_text)

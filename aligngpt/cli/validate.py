@@ -168,7 +168,7 @@ def validate_grid(args) -> None:
 
 def _run_dirs(args) -> None:
     """RUN_DIR arguments: finished run folders or grid folders, one label each if labels are given."""
-    from ..harness.grid import expand_run_dirs
+    from ..report.runs import expand_run_dirs
 
     runs = expand_run_dirs(args.run_dirs)
     labels = [t for t in (args.labels or "").split(",") if t.strip()]
@@ -200,7 +200,7 @@ def validate_plot(args) -> None:
 
 
 def validate_view(args) -> None:
-    from ..harness.grid import expand_run_dirs
+    from ..report.runs import expand_run_dirs
 
     expand_run_dirs(args.run_dirs)
     C.file_target("--out", args.out)

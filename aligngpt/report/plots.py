@@ -52,7 +52,7 @@ def _task_sort(tasks: Sequence[str]) -> list[str]:
 
 
 def _headline(task: str) -> str | None:
-    from ..harness.grid import headline_metric
+    from .runs import headline_metric
 
     return headline_metric(task)
 
@@ -103,7 +103,7 @@ def _labels(run_dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]
         if len(labels) != len(run_dirs):
             raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
         return list(labels)
-    from ..harness.grid import run_labels
+    from .runs import run_labels
 
     return run_labels(run_dirs)
 

@@ -89,7 +89,7 @@ def thumbnail_data_url(ref: Any, size: int, quality: int) -> str | None:
 def load_view_runs(paths: Sequence[str | Path]) -> tuple[list[ViewRun], str | None]:
     """Runs named on the command line (grid folders expand to their finished cells), and the
     grid's baseline label when one grid folder was given."""
-    from ..harness.grid import RESULTS_FILE, load_runs
+    from .runs import RESULTS_FILE, load_runs
 
     if not paths:
         raise ConfigError("view needs at least one RUN_DIR")
@@ -137,7 +137,7 @@ def run_tasks(runs: Sequence[ViewRun]) -> list[str]:
 
 def task_info(task: str) -> dict:
     """Title, headline metric and scoring note from the task spec (blank for unknown tasks)."""
-    from ..harness.grid import headline_metric
+    from .runs import headline_metric
     from ..harness.tasks import load_task
 
     try:
