@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 import aligngpt
-from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing.training_preprocess import collate, preprocess_sample
 from aligngpt.training.builder import ModelSpec, build_model, save_stage1
 from aligngpt.training.params import TrainableChoice, set_trainable

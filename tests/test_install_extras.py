@@ -33,7 +33,6 @@ def _modules() -> list[str]:
 def _commands(tmp: Path, pope_hf: Path) -> list[dict]:
     """(name, entry, argv, needs): ``needs`` is the extra that must make the command succeed."""
     runs = tmp / "runs"
-    run_dir = runs / "toy-pope"
     toy = tmp / "toy"
     common = ["--model", str(toy / "vicuna-tiny"), "--vision-tower", str(toy / "clip-vision-tiny"),
               "--use-cpu", "--dataloader-num-workers", "0", "--disable-tqdm", "--per-device-train-batch-size", "4",

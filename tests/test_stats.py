@@ -11,6 +11,7 @@ from aligngpt.data.base import Sample
 from aligngpt.errors import ConfigError, DataError
 from aligngpt.evaluators.base import Evaluator, ScoreResult
 from aligngpt.report import stats as S
+from aligngpt.report.stats.resampling import _binom_cdf_half
 
 
 def bern(rng: np.random.Generator, p: float, n: int) -> np.ndarray:
@@ -221,10 +222,10 @@ def test_mcnemar_exact_hand_values():
 def test_binomial_tail_both_branches():
     # n = 20000 (exact integer branch): P(X <= 9999) = (1 - P(X = 10000)) / 2 by symmetry
     mid = math.comb(20000, 10000) / 2 ** 20000
-    assert S._binom_cdf_half(9999, 20000) == pytest.approx((1 - mid) / 2, rel=1e-12)
+    assert _binom_cdf_half(9999, 20000) == pytest.approx((1 - mid) / 2, rel=1e-12)
     # n = 20001 (log-space branch): P(X <= 10000) = 1/2 exactly by symmetry (n odd)
-    assert S._binom_cdf_half(10000, 20001) == pytest.approx(0.5, rel=1e-9)
-    assert S._binom_cdf_half(-1, 5) == 0.0 and S._binom_cdf_half(5, 5) == 1.0
+    assert _binom_cdf_half(10000, 20001) == pytest.approx(0.5, rel=1e-9)
+    assert _binom_cdf_half(-1, 5) == 0.0 and _binom_cdf_half(5, 5) == 1.0
 
 
 def test_mcnemar_null_rejection_rate_is_at_most_nominal():

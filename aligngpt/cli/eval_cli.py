@@ -6,9 +6,13 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import AlignGPTError, ConfigError
 from . import checks as C
+
+if TYPE_CHECKING:
+    from ..harness.settings import RunSettings
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:

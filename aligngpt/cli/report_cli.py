@@ -8,12 +8,11 @@ RUN_DIR arguments are run folders (``results.json`` inside) or grid output folde
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-from ..errors import AlignGPTError, ConfigError
-from .checks import OneLineParser, integer
+from ..errors import ConfigError
+from .checks import integer
 
 PLOT_KINDS = ("gate-heatmap", "fixed-level", "radar")
 

@@ -7,7 +7,7 @@ pads to a square with the mean colour first (``expand2square``) when the task sa
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

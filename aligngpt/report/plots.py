@@ -93,11 +93,6 @@ def _results(run_dir: Path) -> dict:
     return res
 
 
-def _label(run_dir: Path, res: Mapping[str, Any]) -> str:
-    model = res.get("model") if isinstance(res.get("model"), Mapping) else {}
-    return str(model.get("name") or run_dir.name)
-
-
 def _labels(run_dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
     if labels is not None:
         if len(labels) != len(run_dirs):

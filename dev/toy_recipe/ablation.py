@@ -331,7 +331,7 @@ def replicate_note(ablation: Ablation, grid: dict) -> list[str]:
     if not diffs:
         return []
     largest = max(diffs, key=lambda d: abs(d[1] - d[2]))
-    lines = [f"## Training-run variance", "",
+    lines = ["## Training-run variance", "",
              f"The `{name}` row is the recipe's own model retrained here; the bundled model "
              f"(`{ablation.bundled_results.rstrip('/')}/`) is the same recipe trained once more on a CPU. Their scores:", "",
              "| task | this ablation | bundled | difference |", "| --- | ---: | ---: | ---: |"]

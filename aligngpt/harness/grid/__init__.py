@@ -43,12 +43,10 @@ resample MME image pairs, MMBench circular groups and POPE splits as their metri
 run folders and their status on disk), :mod:`.statistics` (CIs, paired tests,
 ``grid_results.json``), :mod:`.tables` (paper-layout and status tables) and :mod:`.run`
 (:func:`run_grid`).  Reading finished run and grid folders is not the grid's job: it lives in
-:mod:`aligngpt.report.runs`, which the tables, plots and viewer use without the grid; the
-names re-exported from there below keep this package's interface as it was.
+:mod:`aligngpt.report.runs`, which the tables, plots and viewer use without the grid.
 """
 from __future__ import annotations
 
-from ...report.runs import RESULTS_FILE, STATE_FILE, expand_run_dirs, headline_metric, load_runs, run_labels
 from .cells import GridCell, baseline_cell, count_journaled, expand_align_modes, expand_cells, model_n_indicators
 from .run import GridResult, run_grid
 from .spec import NAMED_MODES, GridModel, GridSpec, load_grid_spec, parse_grid_spec
@@ -56,8 +54,8 @@ from .statistics import GridStatistics, grid_results, stat_metrics
 from .tables import render_grid_tables, status_table, table_layout, table_rows
 
 __all__ = [
-    "GridCell", "GridModel", "GridResult", "GridSpec", "GridStatistics", "NAMED_MODES", "RESULTS_FILE",
-    "STATE_FILE", "baseline_cell", "count_journaled", "expand_align_modes", "expand_cells", "expand_run_dirs",
-    "grid_results", "headline_metric", "load_grid_spec", "load_runs", "model_n_indicators", "parse_grid_spec",
-    "render_grid_tables", "run_grid", "run_labels", "stat_metrics", "status_table", "table_layout", "table_rows",
+    "GridCell", "GridModel", "GridResult", "GridSpec", "GridStatistics", "NAMED_MODES", "baseline_cell",
+    "count_journaled", "expand_align_modes", "expand_cells", "grid_results", "load_grid_spec",
+    "model_n_indicators", "parse_grid_spec", "render_grid_tables", "run_grid", "stat_metrics", "status_table",
+    "table_layout", "table_rows",
 ]

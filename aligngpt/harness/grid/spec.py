@@ -15,7 +15,7 @@ import yaml
 from ...errors import ConfigError, DataError
 from ..tasks import load_task
 
-#: Modes the model accepts besides ``fixed:K`` (interface.md, ``align_mode``).
+#: Modes the model accepts besides ``fixed:K`` (the ``align_mode`` config field: docs/reference-code.md, section 3).
 NAMED_MODES = ("gated", "local", "global", "average", "none")
 #: RunSettings fields a spec's ``settings`` may set; the rest are grid axes or per-invocation.
 SETTING_KEYS = ("data_root", "source", "output_dir", "batch_size", "canary", "limit", "device", "dtype",

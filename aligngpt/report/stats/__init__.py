@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from .evaluator_bridge import evaluator_metric, metric_at
 from .resampling import KeySpec, bootstrap_ci, mcnemar_exact, paired_test, sign_flip_test
-from .resampling import _binom_cdf_half  # noqa: F401  (private; the tests reach it through the package)
 from .results import CI, McNemarResult, PairedResult
 from .sum_statistic import SumStatistic, mean_statistic, ratio_statistic
 from .task_presets import (MME_COGNITION, MME_PERCEPTION, POPE_SPLITS, TaskResampling, image_id, load_records,

@@ -31,7 +31,7 @@ from aligngpt.data.base import Sample
 from .loader import ANSWER_TYPES, submission_question_ids
 from aligngpt.evaluators.upload import validate_upload
 from aligngpt.errors import DataError
-from aligngpt.io import atomic_write_text, read_json
+from aligngpt.io import atomic_write_text
 
 from aligngpt.evaluators.base import Evaluator, ScoreResult
 from aligngpt.evaluators.vqa_normalize import m4c_process, vqa_api_score
