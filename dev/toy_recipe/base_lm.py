@@ -26,6 +26,7 @@ from aligngpt.processing import LlamaSPTokenizer, load_tokenizer
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
 
 from .backbones import copy_tokenizer
+from .drills import DrillRecipe, train_drills
 from .loop import optimizer_step, seeded_batches, train_device, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -99,16 +100,20 @@ def _lr_at(step: int, recipe: LMRecipe) -> float:
 
 
 def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_dir: Path,
-                  recipe: Optional[LMRecipe] = None, family: str = "llama") -> dict:
+                  recipe: Optional[LMRecipe] = None, family: str = "llama",
+                  drills: Optional[DrillRecipe] = None, template: str = "vicuna_v1") -> dict:
     """Train the tiny Llama on ``examples`` (one sequence each, right-padded batches) and save it.
 
-    Batches are drawn by a seeded permutation; sequences are cut to ``recipe.block_size``.
+    With ``drills``, the option-letter drills of :mod:`.drills` come first (their own optimiser and
+    schedule), then the toy text. Batches are drawn by a seeded permutation; sequences are cut to
+    ``recipe.block_size``.
     """
     recipe = recipe or LMRecipe()
     started = time.time()
     tokenizer = load_tokenizer(tokenizer_dir)
     device = torch.device(train_device())
     model = build_lm(recipe, tokenizer, family).to(device)
+    drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template) if drills and drills.steps else []
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
     batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
@@ -129,5 +134,7 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     copy_tokenizer(Path(tokenizer_dir), out_dir)
     report = {"recipe": dataclasses.asdict(recipe), "examples": len(examples), "tokens_seen": n_tokens,
               "final_loss": sum(losses[-20:]) / min(20, len(losses)), "seconds": round(time.time() - started, 1)}
+    if drill_curve:
+        report["drills"] = {"recipe": dataclasses.asdict(drills), "curve": drill_curve}
     (out_dir / "toy_lm_training.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

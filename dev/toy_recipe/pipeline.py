@@ -54,6 +54,7 @@ from typing import Optional
 
 from .backbones import BACKBONES, CHAT_TEMPLATES, check_backbone, copy_tokenizer, export_siglip_tower, train_chatml_bpe
 from .base_lm import LMRecipe
+from .drills import DrillRecipe
 from .clip import ClipRecipe
 from .loop import train_device
 
@@ -104,6 +105,8 @@ class Recipe:
     levels: int = 8
     clip: ClipRecipe = field(default_factory=ClipRecipe)
     lm: LMRecipe = field(default_factory=LMRecipe)
+    drill: DrillRecipe = field(default_factory=DrillRecipe)
+    """Option-letter drills before the base LM's text (:mod:`.drills`); none by default."""
     stage1: StageArgs = field(default_factory=lambda: StageArgs(batch_size=32, learning_rate=2e-3, epochs=1))
     stage2: StageArgs = field(default_factory=lambda: StageArgs(batch_size=16, learning_rate=1e-3, epochs=2))
     eval_batch_size: int = 16
@@ -111,10 +114,12 @@ class Recipe:
     """``llama-clip`` (the bundled model) or ``qwen2-siglip`` (:mod:`.backbones`)."""
 
     def to_json(self) -> str:
-        """The recipe file; ``backbone`` only when not the default, so earlier recipe files still match."""
+        """The recipe file; ``backbone`` and ``drill`` only when not the default, so earlier recipe files still match."""
         d = dataclasses.asdict(self)
         if d["backbone"] == "llama-clip":
             del d["backbone"]
+        if self.drill == DrillRecipe():
+            del d["drill"]
         return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -127,6 +132,7 @@ class Recipe:
         d = dict(d)
         d["clip"] = ClipRecipe(**d.get("clip", {}))
         d["lm"] = LMRecipe(**d.get("lm", {}))
+        d["drill"] = DrillRecipe(**d.get("drill", {}))
         d["stage1"] = StageArgs(**d["stage1"]) if "stage1" in d else Recipe().stage1
         d["stage2"] = StageArgs(**d["stage2"]) if "stage2" in d else Recipe().stage2
         return Recipe(**d)
@@ -224,7 +230,8 @@ def stage_base_lm(work: Work, recipe: Recipe) -> None:
     examples += [chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
     examples += [chat_example(t, tok, template) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
     family = "qwen2" if recipe.backbone == "qwen2-siglip" else "llama"
-    report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm, family=family)
+    report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm, family=family,
+                           drills=recipe.drill, template=template)
     log.info("base LM: %s", report)
 
 
