@@ -1,17 +1,20 @@
-"""How long the toy base LM needs to learn option-letter lookup, and whether a short drill first helps.
+"""How long the toy base LM needs to learn option-letter lookup and reading, and which drills first help.
 
 Research for the toy recipe (not shipped). A fresh Llama of the recipe's base-LM shape is trained
-on the drills of :mod:`dev.toy_recipe.drills` (the answer is named verbatim among the options), in
-the phases given by ``--phases`` (``short:3000,chat:1000``), and its held-out chat-drill letter
-accuracy is measured every ``--eval-every`` steps. Writes ``curve.json`` and ``curve.md``.
+on the drills of :mod:`dev.toy_recipe.drills` in the phases given by ``--phases``
+(``short:3000,chat:1000``), and its held-out chat-drill letter accuracy (and, where a phase reads,
+its held-out reading accuracy per answer kind) is measured every ``--eval-every`` steps. Writes
+``curve.json`` and ``curve.md``; logs each point as it is measured.
 
     python -m dev.toy_drill_probe --phases chat:4000 --threads 1 --out /tmp/drill/chat_only
     python -m dev.toy_drill_probe --phases short:3000,chat:1000 --threads 1 --out /tmp/drill/curriculum
+    python -m dev.toy_drill_probe --phases presence:2000,read:1000 --threads 1 --out /tmp/drill/presence
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import torch
 
 from aligngpt.processing import load_tokenizer
 from dev.toy_recipe.base_lm import LMRecipe, build_llama
-from dev.toy_recipe.drills import FORMATS, DrillRecipe, train_drills
+from dev.toy_recipe.drills import FORMATS, READ_KINDS, DrillRecipe, train_drills
 
 BUNDLED_TOKENIZER = Path(__file__).resolve().parents[1] / "aligngpt" / "toy_assets" / "model"
 
@@ -35,19 +38,23 @@ def parse_phases(text: str) -> list[tuple[str, int]]:
 
 
 def curve_table(curve: list[dict], chance: float) -> str:
-    """Markdown: held-out chat-drill accuracy, distinct predicted first tokens, and the phase's batch loss."""
-    lines = [f"| step | phase | batch loss | chat-drill accuracy (chance {chance:.0f}) | distinct first tokens | seconds |",
-             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    """Markdown: held-out chat-drill accuracy, distinct predicted first tokens, the phase's batch loss,
+    and held-out reading accuracy per answer kind where the phases read."""
+    kinds = [k for k in READ_KINDS if any(k in row.get("reading", {}) for row in curve)]
+    lines = [f"| step | phase | batch loss | chat-drill accuracy (chance {chance:.0f}) | distinct first tokens | "
+             + "".join(f"reading {k} | " for k in kinds) + "seconds |",
+             "| ---: | --- | ---: | ---: | ---: | " + "---: | " * len(kinds) + "---: |"]
     for row in curve:
         loss = f"{row['loss']:.3f}" if "loss" in row else ""
+        reading = "".join(f"{row['reading'][k]:.1f} | " if k in row.get("reading", {}) else " | " for k in kinds)
         lines.append(f"| {row['step']} | {row['phase']} | {loss} | {row['chat_accuracy']:.1f} | {row['distinct']} "
-                     f"| {row['seconds']:.0f} |")
+                     f"| {reading}{row['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--phases", default="chat:3000", help="comma-separated FORMAT:STEPS (short, chat)")
+    ap.add_argument("--phases", default="chat:3000", help=f"comma-separated FORMAT:STEPS ({', '.join(FORMATS)})")
     ap.add_argument("--layers", type=int, default=LMRecipe.num_layers)
     ap.add_argument("--hidden", type=int, default=LMRecipe.hidden_size)
     ap.add_argument("--batch-size", type=int, default=DrillRecipe.batch_size)
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", type=Path, default=BUNDLED_TOKENIZER)
     ap.add_argument("--out", type=Path, required=True, help="folder for curve.json and curve.md")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # the curve, as it is measured
     if args.threads:
         torch.set_num_threads(args.threads)
     phases = parse_phases(args.phases)

@@ -1,4 +1,4 @@
-"""The toy recipe's option-letter drills (dev/toy_recipe/drills.py) and their probe (dev/toy_drill_probe.py)."""
+"""The toy recipe's option-letter and reading drills (dev/toy_recipe/drills.py) and their probe (dev/toy_drill_probe.py)."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,9 @@ from aligngpt.processing import load_tokenizer
 from aligngpt.toy.layout import MC_ANSWER, mc_block
 from dev import toy_drill_probe
 from dev.toy_recipe.base_lm import LMRecipe, build_llama, train_base_lm
-from dev.toy_recipe.drills import (DrillRecipe, chat_drill, drill, first_answer_position, option_pool, short_drill,
-                                   train_drills)
+from dev.toy_recipe.corpus import described_conversations
+from dev.toy_recipe.drills import (READ_KINDS, DrillRecipe, answer_kind, chat_drill, drill, first_answer_position,
+                                   mixed_format, option_pool, read_drills, short_drill, train_drills)
 from dev.toy_recipe.pipeline import Recipe
 
 BUNDLED = Path(__file__).resolve().parents[1] / "aligngpt" / "toy_assets" / "model"
@@ -60,6 +61,54 @@ def test_recipe_file_omits_default_drills_and_round_trips_set_ones():
     assert json.loads(r.to_json())["drill"]["short_steps"] == 30
 
 
+def test_reading_drills_are_first_turns_from_their_own_stream(tok):
+    chats = read_drills(0, 30, "read_drill")
+    assert chats == read_drills(0, 30, "read_drill") and all(len(c) == 2 for c in chats)
+    text = {c[0]["value"] for c in described_conversations(0, 30)}
+    assert not text & {c[0]["value"] for c in chats}  # never the base LM's own described text
+    kinds = {answer_kind(c) for c in read_drills(0, 300, "read_drill")}
+    assert kinds <= set(READ_KINDS) and {"yes/no", "mc", "mc_cn"} <= kinds
+    ex = drill("read", tok, random.Random(0), chats)
+    assert tok.decode(targets(ex)[:-1]).strip() in {c[1]["value"] for c in chats}
+
+
+def test_answer_kind_follows_the_benchmark_suffix():
+    def chat(q, a):
+        return [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+
+    assert answer_kind(chat("Which?" + mc_block(["red", "blue"]) + MC_ANSWER, "A")) == "mc"
+    assert answer_kind(chat("哪个？\nA. 1\n请直接回答选项字母。", "A")) == "mc_cn"
+    assert answer_kind(chat("Is there a star?", "Yes")) == "yes/no"
+    assert answer_kind(chat("What colour?\nAnswer the question using a single word or phrase.", "red")) == "short"
+    assert answer_kind(chat("Describe it.", "A red star.")) == "other"
+
+
+def test_train_drills_records_reading_per_answer_kind(tok):
+    model = build_llama(LMRecipe(num_layers=1, hidden_size=32, intermediate_size=64), tok)
+    curve = train_drills(model, tok, DrillRecipe(read_steps=2, read_pool=40, batch_size=4, warmup_steps=1), seed=0,
+                         eval_every=2)
+    assert [(c["step"], c["phase"]) for c in curve] == [(0, "read"), (2, "read")]
+    assert set(curve[-1]["reading"]) <= set(READ_KINDS) and "yes/no" in curve[-1]["reading"]
+    assert all(0 <= v <= 100 for c in curve for v in c["reading"].values())
+
+
+def test_mixed_phase_keeps_letter_drills_among_the_reading(tok):
+    rng = random.Random(0)
+    draws = [mixed_format(rng, 0.5) for _ in range(2000)]
+    assert 900 < draws.count("read") < 1100 and 400 < draws.count("chat") < 600 and 400 < draws.count("short") < 600
+    assert set(mixed_format(rng, 1.0) for _ in range(50)) == {"read"}
+    model = build_llama(LMRecipe(num_layers=1, hidden_size=32, intermediate_size=64), tok)
+    curve = train_drills(model, tok, DrillRecipe(mix_steps=3, read_pool=40, batch_size=8, warmup_steps=1), seed=0,
+                         eval_every=3)
+    assert [c["phase"] for c in curve] == ["mix", "mix"] and "reading" in curve[-1]
+
+
+def test_recipe_file_omits_blind_conversations_unless_turned_off():
+    assert "blind_conversations" not in json.loads(Recipe().to_json())
+    r = Recipe.from_dict({"blind_conversations": False})
+    assert json.loads(r.to_json())["blind_conversations"] is False and not r.blind_conversations
+
+
 def test_train_drills_trains_and_records_the_curve(tok):
     model = build_llama(LMRecipe(num_layers=1, hidden_size=32, intermediate_size=64), tok)
     before = [p.detach().clone() for p in model.parameters()]
@@ -90,3 +139,27 @@ def test_probe_writes_its_curve(tmp_path):
     assert "| 4 | chat | " in (out / "curve.md").read_text()
     with pytest.raises(SystemExit, match="short:0"):
         toy_drill_probe.parse_phases("short:0")
+
+
+def test_probe_table_shows_reading_columns_only_when_measured():
+    rows = [{"step": 0, "phase": "short", "chat_accuracy": 0.0, "distinct": 2, "seconds": 0.0},
+            {"step": 5, "phase": "read", "loss": 0.5, "chat_accuracy": 30.0, "distinct": 4, "seconds": 9.0,
+             "reading": {"yes/no": 62.5, "mc": 25.0}}]
+    table = toy_drill_probe.curve_table(rows, 25.0)
+    assert "reading yes/no | reading mc | seconds" in table and "reading short" not in table
+    assert "| 5 | read | 0.500 | 30.0 | 4 | 62.5 | 25.0 | 9 |" in table
+    assert "| 0 | short |  | 0.0 | 2 |  |  | 0 |" in table
+    assert "reading" not in toy_drill_probe.curve_table(rows[:1], 25.0)
+
+
+def test_presence_drill_answers_whether_the_asked_value_is_listed(tok):
+    rng = random.Random(1)
+    answers = []
+    for _ in range(200):
+        ex = drill("presence", tok, rng, [])
+        listing, asked = tok.decode(ex.input_ids[:first_answer_position(ex) + 1]).rsplit(" ? ", 1)
+        said = tok.decode(targets(ex)).strip()
+        truth = asked.removesuffix(" =").strip() in listing.split()
+        assert said == ("Yes" if truth else "No")
+        answers.append(said)
+    assert 70 < answers.count("Yes") < 130

@@ -27,7 +27,7 @@ from aligngpt.processing.training_preprocess import TrainingExample, collate, pr
 
 from .backbones import copy_tokenizer
 from .drills import DrillRecipe, train_drills
-from .loop import optimizer_step, seeded_batches, train_device, warmup_cosine
+from .loop import adamw, optimizer_step, seeded_batches, train_device, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,8 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     tokenizer = load_tokenizer(tokenizer_dir)
     device = torch.device(train_device())
     model = build_lm(recipe, tokenizer, family).to(device)
-    drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template) if drills and drills.steps else []
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                            betas=(0.9, 0.95))
+    drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template) if drills else []
+    opt = adamw(model.parameters(), recipe.learning_rate, recipe.weight_decay)
     batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
     model.train()
     losses = []

@@ -53,7 +53,7 @@ def blind_conversations(data_dir: Path) -> list[list[dict]]:
     return out
 
 
-def described_conversations(seed: int, n: int) -> list[list[dict]]:
+def described_conversations(seed: int, n: int, stream: str = "described") -> list[list[dict]]:
     """``n`` instruction-style conversations in which the image is replaced by a full description.
 
     Each chat comes from one of the instruction mix's own recipes (same question families,
@@ -63,7 +63,8 @@ def described_conversations(seed: int, n: int) -> list[list[dict]]:
     answer can be read off the text. This is the reading-comprehension side of an LLM such as
     Vicuna, which the tiny stand-in does not have otherwise: find the fact the question asks
     about in the context, and answer in the requested format (a word, yes/no, an option letter).
-    Recipes whose picture is not a scene (text cards, knowledge images) are skipped.
+    Recipes whose picture is not a scene (text cards, knowledge images) are skipped. ``stream``
+    names the random stream, so drills and their held-out checks draw chats the text never holds.
     """
     import numpy as np
 
@@ -71,7 +72,7 @@ def described_conversations(seed: int, n: int) -> list[list[dict]]:
     from aligngpt.toy.training_data import RECIPES
     from aligngpt.toy.world import Scene, rng_for
 
-    rng = rng_for(seed, "base_lm", "described")
+    rng = rng_for(seed, "base_lm", stream)
     names = list(RECIPES)
     weights = np.asarray([RECIPES[k][1] for k in names], dtype=float)
     weights = weights / weights.sum()

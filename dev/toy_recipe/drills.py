@@ -1,4 +1,4 @@
-"""Option-letter drills: the base LM's first lesson, before it reads any toy text.
+"""Option-letter and reading drills: the base LM's first lessons, before it reads any toy text.
 
 Four toy benchmarks (ScienceQA-IMG, SEED, MMBench, MMBench-CN) answer with an option's letter.
 Naming the letter of an option that matches is an induction-style lookup, and a tiny LM trained
@@ -8,6 +8,11 @@ then the letter, ~30 tokens) crosses that plateau cheaply; a chat-shaped drill a
 benchmark's option block and letter suffix in the chat template) moves the skill into the format
 the benchmarks ask in. The drill words are the toy world's option words; the drills never see a
 benchmark question.
+
+A reading drill is the first turn of a described conversation (:func:`.corpus.described_conversations`,
+from a stream of its own): a scene's description, one question of the instruction mix, and only
+the answer as target. It is the skill stage 1 relies on: a language model that does not look
+up facts in its context gives the projector nothing to learn (``results/toy/lm_reading.md``).
 """
 from __future__ import annotations
 
@@ -20,14 +25,16 @@ import torch
 
 from aligngpt.constants import IGNORE_INDEX
 from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
-from aligngpt.toy.layout import LETTERS, MC_ANSWER, mc_block
+from aligngpt.toy.layout import LETTERS, MC_ANSWER, SHORT_ANSWER, mc_block
 from aligngpt.toy.world import COLORS, SHAPES, WORDS
 
-from .loop import optimizer_step, warmup_cosine
+from .loop import adamw, optimizer_step, warmup_cosine
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("short", "chat")
+FORMATS = ("short", "chat", "read", "mix", "presence")
+#: Answer kinds of a reading drill, as its benchmark scores it.
+READ_KINDS = ("yes/no", "short", "mc", "mc_cn", "other")
 
 
 @dataclass
@@ -36,14 +43,22 @@ class DrillRecipe:
 
     short_steps: int = 0
     chat_steps: int = 0
+    read_steps: int = 0
+    """Reading drills after the letter drills."""
+    mix_steps: int = 0
+    """Reading drills with letter drills mixed in (last), so that reading does not wipe out the letters."""
+    mix_read_share: float = 0.5
+    """Share of reading drills in a mixed batch; the rest are short and chat letter drills, half each."""
     batch_size: int = 64
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     n_options: int = 4
+    read_pool: int = 30000
+    """Described chats the reading drills draw from."""
 
     @property
     def steps(self) -> int:
-        return self.short_steps + self.chat_steps
+        return self.short_steps + self.chat_steps + self.read_steps + self.mix_steps
 
 
 def option_pool() -> list[str]:
@@ -68,9 +83,63 @@ def chat_drill(tokenizer, options: list[str], answer: int, template: str = "vicu
     return preprocess_sample(turns, tokenizer, template, has_image=False)
 
 
-def drill(fmt: str, tokenizer, rng: random.Random, pool: list[str], n_options: int = 4,
+def presence_drill(tokenizer, rng: random.Random) -> TrainingExample:
+    """``red circle . blue star ? blue =`` then ``Yes`` or ``No`` (half each); only the answer is a target.
+
+    The reading skill in its shortest form: is the asked colour or shape among the listed objects.
+    """
+    objects = [(rng.choice(sorted(COLORS)), rng.choice(SHAPES)) for _ in range(rng.randint(1, 4))]
+    axis = rng.randrange(2)
+    values = sorted(COLORS) if axis == 0 else list(SHAPES)
+    present = sorted({o[axis] for o in objects})
+    absent = [v for v in values if v not in present]
+    asked = rng.choice(present) if rng.random() < 0.5 else rng.choice(absent)
+    prompt = " . ".join(f"{c} {s}" for c, s in objects) + f" ? {asked} ="
+    head = tokenizer.encode(prompt)
+    full = tokenizer.encode(prompt + " " + ("Yes" if asked in present else "No"))
+    if full[: len(head)] != head:
+        raise ValueError(f"drill prompt tokens are not a prefix of the answered drill: {prompt!r}")
+    return TrainingExample(full, [IGNORE_INDEX] * len(head) + full[len(head):])
+
+
+def mixed_format(rng: random.Random, read_share: float) -> str:
+    """The format of one example of a mixed batch."""
+    if rng.random() < read_share:
+        return "read"
+    return "chat" if rng.random() < 0.5 else "short"
+
+
+def answer_kind(turns: list[dict]) -> str:
+    """How the benchmark that asks a question like a conversation's first one scores its answer."""
+    question, answer = turns[0]["value"], turns[1]["value"]
+    if "option's letter" in question:
+        return "mc"
+    if "选项" in question:
+        return "mc_cn"
+    if answer in ("Yes", "No"):
+        return "yes/no"
+    return "short" if SHORT_ANSWER.strip() in question else "other"
+
+
+def read_drills(seed: int, n: int, stream: str) -> list[list[dict]]:
+    """``n`` one-turn described chats (description + question, answer) from their own stream."""
+    from .corpus import described_conversations
+
+    return [conv[:2] for conv in described_conversations(seed, n, stream=stream)]
+
+
+def read_example(tokenizer, turns: list[dict], template: str = "vicuna_v1") -> TrainingExample:
+    return preprocess_sample(turns, tokenizer, template, has_image=False)
+
+
+def drill(fmt: str, tokenizer, rng: random.Random, pool: list, n_options: int = 4,
           template: str = "vicuna_v1") -> TrainingExample:
-    """One drill of format ``fmt`` with options and answer drawn from ``rng``."""
+    """One drill of format ``fmt`` drawn from ``rng``: option words from ``pool`` for the letter
+    drills, a whole chat from ``pool`` (:func:`read_drills`) for ``read``."""
+    if fmt == "read":
+        return read_example(tokenizer, rng.choice(pool), template)
+    if fmt == "presence":
+        return presence_drill(tokenizer, rng)
     options = rng.sample(pool, n_options)
     answer = rng.randrange(n_options)
     if fmt == "short":
@@ -86,21 +155,42 @@ def first_answer_position(example: TrainingExample) -> int:
 
 
 @torch.no_grad()
-def letter_accuracy(model, tokenizer, examples: list[TrainingExample]) -> tuple[float, int]:
-    """Greedy first-answer-token accuracy over the whole vocabulary, and how many distinct tokens it predicts."""
+def first_token_hits(model, tokenizer, examples: list[TrainingExample], batch: int = 400) -> list[tuple[bool, int]]:
+    """Per example: is the greedy first answer token (whole vocabulary) right, and which token it is."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    ids, _, mask = collate(examples, tokenizer.pad_token_id)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-    hits, predicted = 0, set()
-    for row, ex in enumerate(examples):
-        pos = first_answer_position(ex)
-        guess = int(logits[row, pos].argmax())
-        predicted.add(guess)
-        hits += guess == ex.labels[pos + 1]
+    out = []
+    for start in range(0, len(examples), batch):
+        chunk = examples[start:start + batch]
+        ids, _, mask = collate(chunk, tokenizer.pad_token_id)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for row, ex in enumerate(chunk):
+            pos = first_answer_position(ex)
+            guess = int(logits[row, pos].argmax())
+            out.append((guess == ex.labels[pos + 1], guess))
     model.train(was_training)
-    return 100.0 * hits / len(examples), len(predicted)
+    return out
+
+
+def letter_accuracy(model, tokenizer, examples: list[TrainingExample]) -> tuple[float, int]:
+    """Greedy first-answer-token accuracy over the whole vocabulary, and how many distinct tokens it predicts."""
+    hits = first_token_hits(model, tokenizer, examples)
+    return 100.0 * sum(h for h, _ in hits) / len(examples), len({g for _, g in hits})
+
+
+def reading_accuracy(model, tokenizer, held: list[tuple[str, TrainingExample]]) -> dict[str, float]:
+    """First-answer-token accuracy on held-out reading drills, per answer kind."""
+    hits = first_token_hits(model, tokenizer, [ex for _, ex in held])
+    by_kind: dict[str, list[bool]] = {}
+    for (kind, _), (hit, _) in zip(held, hits):
+        by_kind.setdefault(kind, []).append(hit)
+    return {k: round(100.0 * sum(v) / len(v), 1) for k in READ_KINDS if (v := by_kind.get(k))}
+
+
+def held_out_read_drills(tokenizer, seed: int, n: int = 400, template: str = "vicuna_v1") -> list[tuple[str, TrainingExample]]:
+    """The fixed reading check set, with each chat's answer kind."""
+    return [(answer_kind(c), read_example(tokenizer, c, template)) for c in read_drills(seed, n, "read_held_out")]
 
 
 def held_out_chat_drills(tokenizer, n: int = 400, n_options: int = 4, template: str = "vicuna_v1") -> list[TrainingExample]:
@@ -113,33 +203,46 @@ def train_drills(model, tokenizer, recipe: DrillRecipe, seed: int, template: str
                  eval_every: int = 250, phases: list[tuple[str, int]] | None = None) -> list[dict]:
     """Run the drill phases (short, then chat, unless ``phases`` says otherwise) on ``model`` in place.
 
-    Returns the curve: held-out chat-drill letter accuracy every ``eval_every`` steps. One warm-up
-    and cosine schedule spans all phases.
+    Returns the curve: held-out chat-drill letter accuracy (and, when the phases read, held-out
+    reading accuracy per answer kind) every ``eval_every`` steps. One warm-up and cosine schedule
+    spans all phases.
     """
-    phases = phases if phases is not None else [("short", recipe.short_steps), ("chat", recipe.chat_steps)]
+    phases = phases if phases is not None else [
+        ("short", recipe.short_steps), ("chat", recipe.chat_steps), ("read", recipe.read_steps),
+        ("mix", recipe.mix_steps)]
+    phases = [(fmt, steps) for fmt, steps in phases if steps]
     total = sum(steps for _, steps in phases)
     if total == 0:
         return []
     device = next(model.parameters()).device
     rng = random.Random(seed)
-    pool = option_pool()
+    reads = any(fmt in ("read", "mix") for fmt, _ in phases)
+    pools = {"short": option_pool(), "chat": option_pool(), "presence": [],
+             "read": read_drills(seed, recipe.read_pool, "read_drill") if reads else []}
     held = held_out_chat_drills(tokenizer, n_options=recipe.n_options, template=template)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, betas=(0.9, 0.95), weight_decay=0.0)
+    held_read = held_out_read_drills(tokenizer, seed, template=template) if reads else []
+
+    def check(point: dict) -> dict:
+        point["chat_accuracy"], point["distinct"] = letter_accuracy(model, tokenizer, held)
+        if held_read:
+            point["reading"] = reading_accuracy(model, tokenizer, held_read)
+        return point
+
+    opt = adamw(model.parameters(), recipe.learning_rate)
     model.train()
-    acc, distinct = letter_accuracy(model, tokenizer, held)
-    curve = [{"step": 0, "phase": phases[0][0], "chat_accuracy": acc, "distinct": distinct, "seconds": 0.0}]
+    curve = [check({"step": 0, "phase": phases[0][0], "seconds": 0.0})]
     step, started = 0, time.time()
     for fmt, steps in phases:
         for _ in range(steps):
-            batch = [drill(fmt, tokenizer, rng, pool, recipe.n_options, template) for _ in range(recipe.batch_size)]
+            formats = [mixed_format(rng, recipe.mix_read_share) if fmt == "mix" else fmt for _ in range(recipe.batch_size)]
+            batch = [drill(f, tokenizer, rng, pools[f], recipe.n_options, template) for f in formats]
             ids, labels, mask = collate(batch, tokenizer.pad_token_id)
             loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
             lr = warmup_cosine(step, peak=recipe.learning_rate, warmup=recipe.warmup_steps, total=total, floor=0.1)
             optimizer_step(opt, loss, lr, model.parameters())
             step += 1
             if step % eval_every == 0 or step == total:
-                acc, distinct = letter_accuracy(model, tokenizer, held)
-                curve.append({"step": step, "phase": fmt, "loss": round(loss.item(), 4), "chat_accuracy": acc,
-                              "distinct": distinct, "seconds": round(time.time() - started, 1)})
+                curve.append(check({"step": step, "phase": fmt, "loss": round(loss.item(), 4),
+                                    "seconds": round(time.time() - started, 1)}))
                 log.info("drill %s", curve[-1])
     return curve

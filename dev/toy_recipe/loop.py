@@ -38,6 +38,16 @@ def seeded_batches(n: int, batch: int, generator: torch.Generator) -> Iterator[l
         cursor += batch
 
 
+#: AdamW's betas of the language-model loops (base LM, drills; LLaMA's pretraining choice). The tiny
+#: CLIP keeps torch's defaults.
+BETAS = (0.9, 0.95)
+
+
+def adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """The optimiser of the language-model loops; ``params`` may be parameter groups."""
+    return torch.optim.AdamW(params, lr=lr, betas=BETAS, weight_decay=weight_decay)
+
+
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
                    clipped: Iterable[torch.nn.Parameter], max_norm: float = 1.0) -> None:
     """Set the learning rate, back-propagate, clip ``clipped`` to ``max_norm``, step."""

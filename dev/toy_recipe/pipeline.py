@@ -54,8 +54,8 @@ from typing import Optional
 
 from .backbones import BACKBONES, CHAT_TEMPLATES, check_backbone, copy_tokenizer, export_siglip_tower, train_chatml_bpe
 from .base_lm import LMRecipe
-from .drills import DrillRecipe
 from .clip import ClipRecipe
+from .drills import DrillRecipe
 from .loop import train_device
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,10 @@ class Recipe:
     clip: ClipRecipe = field(default_factory=ClipRecipe)
     lm: LMRecipe = field(default_factory=LMRecipe)
     drill: DrillRecipe = field(default_factory=DrillRecipe)
-    """Option-letter drills before the base LM's text (:mod:`.drills`); none by default."""
+    """Option-letter and reading drills before the base LM's text (:mod:`.drills`); none by default."""
+    blind_conversations: bool = True
+    """Whether the base LM's text holds the instruction chats without their images (answers from
+    priors alone, which teaches the LM to answer without looking)."""
     stage1: StageArgs = field(default_factory=lambda: StageArgs(batch_size=32, learning_rate=2e-3, epochs=1))
     stage2: StageArgs = field(default_factory=lambda: StageArgs(batch_size=16, learning_rate=1e-3, epochs=2))
     eval_batch_size: int = 16
@@ -114,8 +117,11 @@ class Recipe:
     """``llama-clip`` (the bundled model) or ``qwen2-siglip`` (:mod:`.backbones`)."""
 
     def to_json(self) -> str:
-        """The recipe file; ``backbone`` and ``drill`` only when not the default, so earlier recipe files still match."""
+        """The recipe file; ``backbone``, ``drill`` and ``blind_conversations`` only when not the
+        default, so earlier recipe files still match."""
         d = dataclasses.asdict(self)
+        if d["blind_conversations"]:
+            del d["blind_conversations"]
         if d["backbone"] == "llama-clip":
             del d["backbone"]
         if self.drill == DrillRecipe():
@@ -227,7 +233,8 @@ def stage_base_lm(work: Work, recipe: Recipe) -> None:
     tok = load_tokenizer(work.stage("tokenizer"))
     template = CHAT_TEMPLATES[check_backbone(recipe.backbone)]
     examples = [plain_example(c, tok) for c in corpus.captions(work.data)]
-    examples += [chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
+    if recipe.blind_conversations:
+        examples += [chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
     examples += [chat_example(t, tok, template) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
     family = "qwen2" if recipe.backbone == "qwen2-siglip" else "llama"
     report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm, family=family,

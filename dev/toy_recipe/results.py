@@ -203,8 +203,10 @@ def render_readme(out: dict) -> str:
             "on a GPU, and [`mc_probe_chat.md`](mc_probe_chat.md) and [`mc_probe.md`](mc_probe.md) time how long",
             "a model of the base LM's shape takes to learn to answer with an option's letter, and",
             "[`drill_probe.md`](drill_probe.md) shows that a short option-letter drill first gets there sooner",
-            "(69% in 13 min of CPU against 58% after 39 min without it); each record names the script that made",
-            "it and the commit that holds it.",
+            "(69% in 13 min of CPU against 58% after 39 min without it), and",
+            "[`reading_drills.md`](reading_drills.md) tries reading drills (a description, a question, the answer)",
+            "on top: they did not form the reading skill in the CPU budget, and the model still does not use its image;",
+            "each record names the script that made it and the commit that holds it.",
             "",
         ]
     return "\n".join(lines)
