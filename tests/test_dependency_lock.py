@@ -53,11 +53,33 @@ def test_every_declared_requirement_is_pinned_inside_its_range():
     assert not problems, "\n".join(problems)
 
 
+def imported_versions() -> dict[str, str]:
+    """Each installed distribution's version as Python imports it: the first copy on ``sys.path``.
+
+    A venv made with ``--system-site-packages`` also lists the base interpreter's older copies,
+    which the venv's own shadow; they must not count as drift.
+    """
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():  # in sys.path order
+        found.setdefault(canonical(dist.metadata["Name"]), dist.version)
+    return found
+
+
+def test_imported_versions_take_the_first_copy_on_the_path(monkeypatch):
+    class Dist:
+        def __init__(self, name: str, version: str):
+            self.metadata, self.version = {"Name": name}, version
+
+    monkeypatch.setattr(metadata, "distributions", lambda: iter([Dist("Python_Dateutil", "4.0.0"),
+                                                                 Dist("python-dateutil", "2.9.0"), Dist("rich", "1")]))
+    assert imported_versions() == {"python-dateutil": "4.0.0", "rich": "1"}
+
+
 @pytest.mark.skipif(os.environ.get("ALIGNGPT_UNLOCKED") == "1",
                     reason="dev/check_newest_deps.sh installs the newest versions, not the lock")
 def test_lock_is_exactly_what_pyproject_pulls_in():
     pins = lock_pins()
-    installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed = imported_versions()
     drift = {n: (v, installed.get(n)) for n, v in pins.items()
              if installed.get(n) is None or Version(installed[n]).public != Version(v).public}
     assert not drift, f"installed versions differ from {LOCK.name} (lock, installed): {drift}"
