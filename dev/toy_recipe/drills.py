@@ -66,14 +66,19 @@ def option_pool() -> list[str]:
     return sorted(set(COLORS) | set(SHAPES) | set(WORDS) | {str(n) for n in range(10)})
 
 
-def short_drill(tokenizer, options: list[str], answer: int) -> TrainingExample:
-    """``A. w1 B. w2 ... ? wk =`` then the letter; only the letter's tokens are targets."""
-    prompt = " ".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options)) + f" ? {options[answer]} ="
+def answered(tokenizer, prompt: str, answer: str) -> TrainingExample:
+    """``prompt answer`` as plain text (no chat template); only the answer's tokens are targets."""
     head = tokenizer.encode(prompt)
-    full = tokenizer.encode(prompt + " " + LETTERS[answer])
+    full = tokenizer.encode(prompt + " " + answer)
     if full[: len(head)] != head:
         raise ValueError(f"drill prompt tokens are not a prefix of the answered drill: {prompt!r}")
     return TrainingExample(full, [IGNORE_INDEX] * len(head) + full[len(head):])
+
+
+def short_drill(tokenizer, options: list[str], answer: int) -> TrainingExample:
+    """``A. w1 B. w2 ... ? wk =`` then the letter; only the letter's tokens are targets."""
+    prompt = " ".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options)) + f" ? {options[answer]} ="
+    return answered(tokenizer, prompt, LETTERS[answer])
 
 
 def chat_drill(tokenizer, options: list[str], answer: int, template: str = "vicuna_v1") -> TrainingExample:
@@ -95,11 +100,7 @@ def presence_drill(tokenizer, rng: random.Random) -> TrainingExample:
     absent = [v for v in values if v not in present]
     asked = rng.choice(present) if rng.random() < 0.5 else rng.choice(absent)
     prompt = " . ".join(f"{c} {s}" for c, s in objects) + f" ? {asked} ="
-    head = tokenizer.encode(prompt)
-    full = tokenizer.encode(prompt + " " + ("Yes" if asked in present else "No"))
-    if full[: len(head)] != head:
-        raise ValueError(f"drill prompt tokens are not a prefix of the answered drill: {prompt!r}")
-    return TrainingExample(full, [IGNORE_INDEX] * len(head) + full[len(head):])
+    return answered(tokenizer, prompt, "Yes" if asked in present else "No")
 
 
 def mixed_format(rng: random.Random, read_share: float) -> str:
@@ -135,7 +136,8 @@ def read_example(tokenizer, turns: list[dict], template: str = "vicuna_v1") -> T
 def drill(fmt: str, tokenizer, rng: random.Random, pool: list, n_options: int = 4,
           template: str = "vicuna_v1") -> TrainingExample:
     """One drill of format ``fmt`` drawn from ``rng``: option words from ``pool`` for the letter
-    drills, a whole chat from ``pool`` (:func:`read_drills`) for ``read``."""
+    drills, a whole chat from ``pool`` (:func:`read_drills`) for ``read``; ``presence`` draws its
+    own scene (``mix`` is chosen per example by :func:`train_drills`)."""
     if fmt == "read":
         return read_example(tokenizer, rng.choice(pool), template)
     if fmt == "presence":
