@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import torch
 
 from aligngpt.processing import LlamaSPTokenizer, load_tokenizer
-from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
+from aligngpt.processing.training_preprocess import TrainingExample, collate
 
 from .backbones import copy_tokenizer
 from .drills import DrillRecipe, train_drills
@@ -89,11 +89,6 @@ def plain_example(text: str, tokenizer: LlamaSPTokenizer) -> TrainingExample:
     return TrainingExample(ids, list(ids))
 
 
-def chat_example(turns: list[dict], tokenizer: LlamaSPTokenizer, template: str = "vicuna_v1") -> TrainingExample:
-    """A text-only conversation masked as stage 2 masks it: only the answers (and ``</s>``) count."""
-    return preprocess_sample(turns, tokenizer, template, has_image=False)
-
-
 def _lr_at(step: int, recipe: LMRecipe) -> float:
     """Warm-up, then cosine down to a tenth of the peak."""
     return warmup_cosine(step, peak=recipe.learning_rate, warmup=recipe.warmup_steps, total=recipe.steps, floor=0.1)
@@ -104,7 +99,7 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
                   drills: Optional[DrillRecipe] = None, template: str = "vicuna_v1") -> dict:
     """Train the tiny Llama on ``examples`` (one sequence each, right-padded batches) and save it.
 
-    With ``drills``, the option-letter drills of :mod:`.drills` come first (their own optimiser and
+    With ``drills``, the drills of :mod:`.drills` come first (their own optimiser and
     schedule), then the toy text. Batches are drawn by a seeded permutation; sequences are cut to
     ``recipe.block_size``.
     """

@@ -12,6 +12,7 @@ from typing import Iterator
 
 from aligngpt.constants import DEFAULT_IMAGE_TOKEN
 from aligngpt.processing.conversation import get_template
+from aligngpt.processing.training_preprocess import TrainingExample, preprocess_sample
 from aligngpt.toy.training_data import INSTRUCT_FILE, PRETRAIN_FILE
 
 PRETRAIN_JSON = Path("LLaVA-Pretrain") / PRETRAIN_FILE
@@ -95,6 +96,11 @@ def described_conversations(seed: int, n: int, stream: str = "described") -> lis
             turns.append({"from": "gpt", "value": a})
         docs.append(turns)
     return docs
+
+
+def chat_example(turns: list[dict], tokenizer, template: str = "vicuna_v1") -> TrainingExample:
+    """A text-only conversation masked as stage 2 masks it: only the answers (and ``</s>``) count."""
+    return preprocess_sample(turns, tokenizer, template, has_image=False)
 
 
 def tokenizer_sentences(data_dir: Path) -> Iterator[str]:

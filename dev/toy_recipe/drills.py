@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import torch
 
 from aligngpt.constants import IGNORE_INDEX
-from aligngpt.processing.training_preprocess import TrainingExample, collate, preprocess_sample
+from aligngpt.processing.training_preprocess import TrainingExample, collate
 from aligngpt.toy.layout import LETTERS, MC_ANSWER, SHORT_ANSWER, mc_block
 from aligngpt.toy.world import COLORS, SHAPES, WORDS
 
+from .corpus import chat_example, described_conversations
 from .loop import adamw, optimizer_step, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ def short_drill(tokenizer, options: list[str], answer: int) -> TrainingExample:
 def chat_drill(tokenizer, options: list[str], answer: int, template: str = "vicuna_v1") -> TrainingExample:
     """``Which option is wk?`` with the benchmarks' option block and letter suffix, as a masked chat."""
     question = f"Which option is {options[answer]}?" + mc_block(options) + MC_ANSWER
-    turns = [{"from": "human", "value": question}, {"from": "gpt", "value": LETTERS[answer]}]
-    return preprocess_sample(turns, tokenizer, template, has_image=False)
+    return chat_example([{"from": "human", "value": question}, {"from": "gpt", "value": LETTERS[answer]}],
+                        tokenizer, template)
 
 
 def presence_drill(tokenizer, rng: random.Random) -> TrainingExample:
@@ -124,13 +125,7 @@ def answer_kind(turns: list[dict]) -> str:
 
 def read_drills(seed: int, n: int, stream: str) -> list[list[dict]]:
     """``n`` one-turn described chats (description + question, answer) from their own stream."""
-    from .corpus import described_conversations
-
     return [conv[:2] for conv in described_conversations(seed, n, stream=stream)]
-
-
-def read_example(tokenizer, turns: list[dict], template: str = "vicuna_v1") -> TrainingExample:
-    return preprocess_sample(turns, tokenizer, template, has_image=False)
 
 
 def drill(fmt: str, tokenizer, rng: random.Random, pool: list, n_options: int = 4,
@@ -139,7 +134,7 @@ def drill(fmt: str, tokenizer, rng: random.Random, pool: list, n_options: int = 
     drills, a whole chat from ``pool`` (:func:`read_drills`) for ``read``; ``presence`` draws its
     own scene (``mix`` is chosen per example by :func:`train_drills`)."""
     if fmt == "read":
-        return read_example(tokenizer, rng.choice(pool), template)
+        return chat_example(rng.choice(pool), tokenizer, template)
     if fmt == "presence":
         return presence_drill(tokenizer, rng)
     options = rng.sample(pool, n_options)
@@ -192,7 +187,7 @@ def reading_accuracy(model, tokenizer, held: list[tuple[str, TrainingExample]]) 
 
 def held_out_read_drills(tokenizer, seed: int, n: int = 400, template: str = "vicuna_v1") -> list[tuple[str, TrainingExample]]:
     """The fixed reading check set, with each chat's answer kind."""
-    return [(answer_kind(c), read_example(tokenizer, c, template)) for c in read_drills(seed, n, "read_held_out")]
+    return [(answer_kind(c), chat_example(c, tokenizer, template)) for c in read_drills(seed, n, "read_held_out")]
 
 
 def held_out_chat_drills(tokenizer, n: int = 400, n_options: int = 4, template: str = "vicuna_v1") -> list[TrainingExample]:
@@ -203,7 +198,7 @@ def held_out_chat_drills(tokenizer, n: int = 400, n_options: int = 4, template: 
 
 def train_drills(model, tokenizer, recipe: DrillRecipe, seed: int, template: str = "vicuna_v1",
                  eval_every: int = 250, phases: list[tuple[str, int]] | None = None) -> list[dict]:
-    """Run the drill phases (short, then chat, unless ``phases`` says otherwise) on ``model`` in place.
+    """Run the drill phases (short, chat, read, mix, unless ``phases`` says otherwise) on ``model`` in place.
 
     Returns the curve: held-out chat-drill letter accuracy (and, when the phases read, held-out
     reading accuracy per answer kind) every ``eval_every`` steps. One warm-up and cosine schedule
@@ -219,7 +214,8 @@ def train_drills(model, tokenizer, recipe: DrillRecipe, seed: int, template: str
     device = next(model.parameters()).device
     rng = random.Random(seed)
     reads = any(fmt in ("read", "mix") for fmt, _ in phases)
-    pools = {"short": option_pool(), "chat": option_pool(), "presence": [],
+    letters = option_pool()
+    pools = {"short": letters, "chat": letters, "presence": [],
              "read": read_drills(seed, recipe.read_pool, "read_drill") if reads else []}
     held = held_out_chat_drills(tokenizer, n_options=recipe.n_options, template=template)
     held_read = held_out_read_drills(tokenizer, seed, template=template) if reads else []

@@ -227,15 +227,15 @@ def stage_base_lm(work: Work, recipe: Recipe) -> None:
     from aligngpt.processing import load_tokenizer
 
     from . import corpus
-    from .base_lm import chat_example, plain_example, train_base_lm
+    from .base_lm import plain_example, train_base_lm
 
     set_threads()
     tok = load_tokenizer(work.stage("tokenizer"))
     template = CHAT_TEMPLATES[check_backbone(recipe.backbone)]
     examples = [plain_example(c, tok) for c in corpus.captions(work.data)]
     if recipe.blind_conversations:
-        examples += [chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
-    examples += [chat_example(t, tok, template) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
+        examples += [corpus.chat_example(t, tok, template) for t in corpus.blind_conversations(work.data)]
+    examples += [corpus.chat_example(t, tok, template) for t in corpus.described_conversations(recipe.seed, recipe.n_described)]
     family = "qwen2" if recipe.backbone == "qwen2-siglip" else "llama"
     report = train_base_lm(examples, work.stage("tokenizer"), work.stage("base_lm"), recipe.lm, family=family,
                            drills=recipe.drill, template=template)
