@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from aligngpt.constants import IGNORE_INDEX
+from aligngpt.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from aligngpt.processing import load_tokenizer
+from aligngpt.processing.training_preprocess import preprocess_plain
 from aligngpt.toy.layout import MC_ANSWER, mc_block
 from dev import toy_drill_probe
 from dev.toy_recipe.base_lm import LMRecipe, build_llama, train_base_lm
 from dev.toy_recipe.corpus import described_conversations
-from dev.toy_recipe.drills import (READ_KINDS, DrillRecipe, answer_kind, chat_drill, drill, first_answer_position,
-                                   mixed_format, option_pool, read_drills, short_drill, train_drills)
+from dev.toy_recipe.drills import (EXIST_RECIPE, READ_KINDS, DrillRecipe, answer_kind, chat_drill, drill,
+                                   copy_drill, copy_pairs, first_answer_position, mixed_format, option_pool,
+                                   read_drills, short_drill, train_drills)
 from dev.toy_recipe.pipeline import Recipe
 
 BUNDLED = Path(__file__).resolve().parents[1] / "aligngpt" / "toy_assets" / "model"
@@ -70,6 +72,32 @@ def test_reading_drills_are_first_turns_from_their_own_stream(tok):
     assert kinds <= set(READ_KINDS) and {"yes/no", "mc", "mc_cn"} <= kinds
     ex = drill("read", tok, random.Random(0), chats)
     assert tok.decode(targets(ex)[:-1]).strip() in {c[1]["value"] for c in chats}
+
+
+def test_exist_drills_are_presence_questions_and_phases_run_in_order(tok):
+    chats = read_drills(0, 200, "exist_drill", (EXIST_RECIPE,))
+    assert all(c[0]["value"].split("\n")[-2].startswith("Is there ") for c in chats)
+    answers = [c[1]["value"] for c in chats]
+    assert set(answers) == {"Yes", "No"} and 70 < answers.count("Yes") < 130
+    with pytest.raises(ValueError, match="no instruction recipe among"):
+        read_drills(0, 1, "exist_drill", ("no_such_recipe",))
+    model = build_llama(LMRecipe(num_layers=1, hidden_size=32, intermediate_size=64), tok)
+    curve = train_drills(model, tok, DrillRecipe(short_steps=1, exist_steps=2, copy_steps=1, read_steps=1,
+                                                 read_pool=40, batch_size=4, warmup_steps=1), seed=0, eval_every=1)
+    assert [c["phase"] for c in curve] == ["short", "short", "exist", "exist", "copy", "read"]
+    assert DrillRecipe(exist_steps=5, copy_steps=3, read_steps=2).steps == 10
+
+
+def test_copy_drill_is_a_stage1_sample_with_the_description_for_the_image(tok):
+    pairs = copy_pairs(0, 50)
+    assert pairs == copy_pairs(0, 50) and pairs != copy_pairs(0, 50, "other_stream")
+    description, caption = pairs[0]
+    ex = copy_drill(tok, description, caption)
+    stage1 = preprocess_plain([{"from": "human", "value": "<image>"}, {"from": "gpt", "value": caption}], tok)
+    assert targets(ex) == targets(stage1)  # the caption tokenised exactly as stage 1 tokenises it
+    assert ex.input_ids[0] == tok.bos_token_id and IMAGE_TOKEN_INDEX not in ex.input_ids
+    assert tok.decode(ex.input_ids).startswith(description) and tok.decode(targets(ex)).strip() == caption
+    assert drill("copy", tok, random.Random(0), pairs).input_ids in [copy_drill(tok, *p).input_ids for p in pairs]
 
 
 def test_answer_kind_follows_the_benchmark_suffix():
@@ -128,6 +156,22 @@ def test_base_lm_records_its_drills(tok, tmp_path):
     assert report["drills"]["recipe"]["short_steps"] == 2
     assert [c["step"] for c in report["drills"]["curve"]] == [0, 2]
     assert "drills" in json.loads((tmp_path / "lm" / "toy_lm_training.json").read_text())
+
+
+@pytest.mark.parametrize("after_text", [False, True])
+def test_drills_run_before_or_after_the_base_lm_text(tok, tmp_path, monkeypatch, after_text):
+    from dev.toy_recipe import base_lm
+
+    events = []
+    real_drills, real_step = base_lm.train_drills, base_lm.optimizer_step
+    monkeypatch.setattr(base_lm, "train_drills", lambda *a, **k: events.append("drills") or real_drills(*a, **k))
+    monkeypatch.setattr(base_lm, "optimizer_step", lambda *a, **k: events.append("text") or real_step(*a, **k))
+    examples = [short_drill(tok, ["red", "star", "7", "BANK"], i % 4) for i in range(8)]
+    report = train_base_lm(examples, BUNDLED, tmp_path / "lm", LMRecipe(num_layers=1, hidden_size=32,
+                                                                        intermediate_size=64, steps=2, batch_size=4),
+                           drills=DrillRecipe(short_steps=2, batch_size=4, warmup_steps=1, after_text=after_text))
+    assert events == (["text", "text", "drills"] if after_text else ["drills", "text", "text"])
+    assert [c["step"] for c in report["drills"]["curve"]] == [0, 2]
 
 
 def test_probe_writes_its_curve(tmp_path):

@@ -99,8 +99,8 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
                   drills: Optional[DrillRecipe] = None, template: str = "vicuna_v1") -> dict:
     """Train the tiny Llama on ``examples`` (one sequence each, right-padded batches) and save it.
 
-    With ``drills``, the drills of :mod:`.drills` come first (their own optimiser and
-    schedule), then the toy text. Batches are drawn by a seeded permutation; sequences are cut to
+    With ``drills``, the drills of :mod:`.drills` (their own optimiser and schedule) come first,
+    then the toy text, or after the text when ``drills.after_text``. Batches are drawn by a seeded permutation; sequences are cut to
     ``recipe.block_size``.
     """
     recipe = recipe or LMRecipe()
@@ -108,7 +108,8 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
     tokenizer = load_tokenizer(tokenizer_dir)
     device = torch.device(train_device())
     model = build_lm(recipe, tokenizer, family).to(device)
-    drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template) if drills else []
+    drills_first = drills is not None and not drills.after_text
+    drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template) if drills_first else []
     opt = adamw(model.parameters(), recipe.learning_rate, recipe.weight_decay)
     batches = seeded_batches(len(examples), recipe.batch_size, torch.Generator().manual_seed(recipe.seed))
     model.train()
@@ -122,6 +123,8 @@ def train_base_lm(examples: Sequence[TrainingExample], tokenizer_dir: Path, out_
         losses.append(loss.item())
         if step % 50 == 0 or step == recipe.steps - 1:
             log.info("base LM step %d/%d loss %.4f", step, recipe.steps, losses[-1])
+    if drills is not None and drills.after_text:
+        drill_curve = train_drills(model, tokenizer, drills, recipe.seed, template)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.cpu().save_pretrained(out_dir)

@@ -54,7 +54,8 @@ def blind_conversations(data_dir: Path) -> list[list[dict]]:
     return out
 
 
-def described_conversations(seed: int, n: int, stream: str = "described") -> list[list[dict]]:
+def described_conversations(seed: int, n: int, stream: str = "described",
+                            recipes: tuple[str, ...] | None = None) -> list[list[dict]]:
     """``n`` instruction-style conversations in which the image is replaced by a full description.
 
     Each chat comes from one of the instruction mix's own recipes (same question families,
@@ -65,7 +66,8 @@ def described_conversations(seed: int, n: int, stream: str = "described") -> lis
     Vicuna, which the tiny stand-in does not have otherwise: find the fact the question asks
     about in the context, and answer in the requested format (a word, yes/no, an option letter).
     Recipes whose picture is not a scene (text cards, knowledge images) are skipped. ``stream``
-    names the random stream, so drills and their held-out checks draw chats the text never holds.
+    names the random stream, so drills and their held-out checks draw chats the text never holds;
+    ``recipes`` keeps only those instruction recipes (with their relative weights).
     """
     import numpy as np
 
@@ -74,7 +76,9 @@ def described_conversations(seed: int, n: int, stream: str = "described") -> lis
     from aligngpt.toy.world import Scene, rng_for
 
     rng = rng_for(seed, "base_lm", stream)
-    names = list(RECIPES)
+    names = [k for k in RECIPES if recipes is None or k in recipes]
+    if not names:
+        raise ValueError(f"no instruction recipe among {recipes!r} (known: {', '.join(RECIPES)})")
     weights = np.asarray([RECIPES[k][1] for k in names], dtype=float)
     weights = weights / weights.sum()
     docs: list[list[dict]] = []

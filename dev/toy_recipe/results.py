@@ -205,7 +205,8 @@ def render_readme(out: dict) -> str:
             "[`drill_probe.md`](drill_probe.md) shows that a short option-letter drill first gets there sooner",
             "(69% in 13 min of CPU against 58% after 39 min without it), and",
             "[`reading_drills.md`](reading_drills.md) tries reading drills (a description, a question, the answer)",
-            "on top: they did not form the reading skill in the CPU budget, and the model still does not use its image;",
+            "on top: the base LM's 300 text steps erased every drilled skill, and drills after the text (presence,",
+            "then captions copied from a description) gave a model that uses its image (20 points own vs other image);",
             "each record names the script that made it and the commit that holds it.",
             "",
         ]
